@@ -1,0 +1,967 @@
+"""A lean, pipelined load generator for any server speaking ZooKeeper's client protocol.
+
+Theory of operation
+-------------------
+A Python client built from general-purpose parts (kazoo: one decoded record, one callback
+and a few locks per request) spends more CPU per request than a ZooKeeper server does, so
+it measures itself. This generator keeps the per-request client cost to a few hundred
+nanoseconds, so the server under test is what saturates:
+
+* **Closed loop, pipelined.** ``sessions`` TCP sessions each keep ``outstanding`` requests
+  in flight; every reply immediately sends the next request on the same session. The
+  offered load adapts to the server's speed, and the server always has work queued.
+* **Several worker processes.** Sessions are spread round-robin over ``procs`` worker
+  processes (``multiprocessing``, spawn), each a single-threaded asyncio loop on uvloop
+  with plain :class:`asyncio.Protocol` objects: no streams, no tasks per request.
+* **Pre-encoded requests.** Each request kind is encoded once with the records of
+  :mod:`coord.protocol` into a framed template (``length | xid | type | body``); sending
+  one patches the xid in place (``struct.pack_into``) and appends the template to the
+  batch being built. All requests produced by one ``data_received`` call go out in one
+  ``transport.write`` (one syscall). Only the delete of the create/delete scenario is
+  built per request, because it carries the path the create returned.
+* **Minimal reply parsing.** The hot path reads the 4-byte length and the 16-byte reply
+  header (xid, zxid, err) in place with one ``struct.unpack_from`` and skips the body;
+  a reply to a create additionally yields the created path. (The general
+  :class:`~coord.protocol.FrameDecoder`, which copies each frame, serves the handshake.)
+  Servers answer a session's requests in order, so the send time of the reply's request
+  is the head of a per-session deque, and the xid is checked against the expected one.
+* **Cheap latency.** One clock read when a batch of replies arrives and one when the
+  batch of new requests is written; a reply's latency is ``arrival - send`` of its
+  request, recorded in a 1-microsecond histogram (exact above its 100 ms range).
+* **Phases on a shared clock.** ``time.monotonic`` is system-wide on Linux, so the parent
+  gives every worker one start time; all of them run warm-up, then the measured window
+  (replies arriving inside it are counted), then stop sending, drain what is in flight
+  (bounded), close their sessions and report. Every phase has a deadline, so a stalled
+  server ends the run with errors instead of hanging it.
+
+Every non-zero ``err`` in a reply is an error and is reported by code, as are replies out
+of order, lost connections and requests never answered. The parent creates the nodes the
+scenario needs under a fresh ``/coord-bench-<random>`` root before the run and removes it
+afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import math
+import multiprocessing
+import multiprocessing.connection
+import os
+import resource
+import secrets
+import struct
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from itertools import repeat
+from typing import Any, TextIO, cast
+
+from coord.protocol import (
+    ACL,
+    PROTOCOL_VERSION,
+    ConnectRequest,
+    ConnectResponse,
+    CreateMode,
+    CreateRequest,
+    DeleteRequest,
+    ErrorCode,
+    FrameDecoder,
+    GetChildrenRequest,
+    GetChildrenResponse,
+    GetDataRequest,
+    Id,
+    OpCode,
+    Perm,
+    Record,
+    ReplyHeader,
+    RequestHeader,
+    SetDataRequest,
+    frame,
+)
+
+__all__ = [
+    "SCENARIOS",
+    "THROUGHPUT_SCENARIOS",
+    "LoadSpec",
+    "Result",
+    "format_result",
+    "main",
+    "probe",
+    "run",
+]
+
+#: Scenarios driven with many sessions and many outstanding requests.
+THROUGHPUT_SCENARIOS = ("get", "set", "create-delete", "mix")
+#: All scenarios; ``latency`` is one session with one request in flight, getData.
+SCENARIOS = (*THROUGHPUT_SCENARIOS, "latency")
+
+_OPEN_ACL = (ACL(int(Perm.ALL), Id("world", "anyone")),)
+_SESSION_TIMEOUT_MS = 30_000
+# length prefix + ReplyHeader(xid int, zxid long, err int), read in one go.
+_FRAME_REPLY = struct.Struct(">iiqi")
+_FRAME_REPLY_SIZE = _FRAME_REPLY.size
+_INT = struct.Struct(">i")
+# length prefix + RequestHeader(xid, type) + the path's length prefix of a delete.
+_DELETE_HEAD = struct.Struct(">iiii")
+_ANY_VERSION = _INT.pack(-1)
+_XID_OFFSET = 4  # in a framed request: after the length prefix
+_SEQ_MASK = 0x3FFF_FFFF  # xid = seq << 1 | is_delete stays a positive int32
+_MAX_FRAME = 0xFFFFF + 1024
+_HIST_US = 100_000  # 1 us buckets up to 100 ms; slower replies are kept exactly
+_CLOSE_XID = 0x7FFF_FFFF
+_DRAIN_TIMEOUT = 5.0
+_CONNECT_TIMEOUT = 10.0
+
+
+# --- what to run and what came out ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSpec:
+    """One scenario run against one server.
+
+    Attributes:
+        host: Server address (IPv4/IPv6 literal or name).
+        port: Server client port.
+        scenario: One of :data:`SCENARIOS`.
+        sessions: Concurrent sessions (forced to 1 for ``latency``).
+        outstanding: Requests in flight per session (forced to 1 for ``latency``).
+        duration: Seconds of measurement.
+        warmup: Seconds of load before measuring.
+        procs: Worker processes (capped at ``sessions``).
+        data_size: Bytes of node data for getData/setData/create.
+        mix_write_percent: Percentage of setData in ``mix`` (integer, 0..100).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 2181
+    scenario: str = "get"
+    sessions: int = 32
+    outstanding: int = 100
+    duration: float = 10.0
+    warmup: float = 2.0
+    procs: int = 2
+    data_size: int = 100
+    mix_write_percent: int = 10
+
+    def normalized(self) -> LoadSpec:
+        """The spec as it will run: ``latency`` is 1x1 in one process; procs <= sessions."""
+        if self.scenario not in SCENARIOS:
+            raise ValueError(f"unknown scenario {self.scenario!r}; choose from {SCENARIOS}")
+        if self.scenario == "latency":
+            return replace(self, sessions=1, outstanding=1, procs=1)
+        return replace(self, procs=max(1, min(self.procs, self.sessions)))
+
+
+@dataclass(slots=True)
+class Result:
+    """What one run measured.
+
+    Attributes:
+        spec: The normalized spec that ran.
+        requests: Replies received inside the measured window.
+        seconds: Length of the measured window.
+        errors: Error counts by name (``NO_NODE``, ``out-of-order``, ``unanswered``, ...),
+            over the whole run including warm-up and drain.
+        latency_ms: ``p50``, ``p99``, ``p999``, ``max``, ``mean`` of the measured replies.
+        client_cpu: CPU seconds the worker processes used during the measured window.
+        server_cpu: CPU seconds the server process used during the window, if its pid was
+            given (``None`` otherwise).
+        machine_cpu: CPU seconds the whole machine was busy during the window (all
+            processes, from ``/proc/stat``); what neither the server nor the generator
+            used is other load disturbing the measurement.
+    """
+
+    spec: LoadSpec
+    requests: int = 0
+    seconds: float = 0.0
+    errors: dict[str, int] = field(default_factory=dict)
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    client_cpu: float = 0.0
+    server_cpu: float | None = None
+    machine_cpu: float | None = None
+
+    @property
+    def rate(self) -> float:
+        """Requests per second in the measured window."""
+        return self.requests / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def error_count(self) -> int:
+        """All errors of the run."""
+        return sum(self.errors.values())
+
+
+# --- request templates ------------------------------------------------------------------
+
+
+def encode_request(xid: int, op: OpCode, record: Record) -> bytearray:
+    """A framed request (length prefix, header, body) as a mutable template.
+
+    Args:
+        xid: The initial xid; patch it at offset 4 for each send.
+        op: The opcode.
+        record: The request body.
+
+    Returns:
+        The encoded frame.
+    """
+    out = bytearray()
+    RequestHeader(xid, int(op)).write(out)
+    record.write(out)
+    return bytearray(frame(out))
+
+
+def _data_path(root: str, index: int) -> str:
+    return f"{root}/n{index}"
+
+
+def _templates(spec: LoadSpec, root: str, node: int) -> tuple[list[bytearray], list[int]]:
+    """The request templates of a session and the cycle of template indices it sends."""
+    data = b"x" * spec.data_size
+    path = _data_path(root, node)
+    get = encode_request(0, OpCode.GET_DATA, GetDataRequest(path, False))
+    put = encode_request(0, OpCode.SET_DATA, SetDataRequest(path, data, -1))
+    if spec.scenario == "create-delete":
+        create = CreateRequest(f"{root}/e-", data, _OPEN_ACL, int(CreateMode.EPHEMERAL_SEQUENTIAL))
+        return [encode_request(0, OpCode.CREATE, create)], [0]
+    if spec.scenario == "set":
+        return [put], [0]
+    if spec.scenario == "mix":
+        # An even spread, e.g. 10 %: one set every ten requests, per session.
+        writes = spec.mix_write_percent
+        divisor = math.gcd(writes, 100)
+        cycle = [1 if (i * writes) % 100 < writes else 0 for i in range(100 // divisor)]
+        return [get, put], cycle
+    return [get], [0]  # get, latency
+
+
+# --- the hot path: one session ---------------------------------------------------------
+
+
+class _Stats:
+    """What the sessions of one worker process accumulate (single-threaded, no locks)."""
+
+    __slots__ = ("count", "end", "errors", "hist", "over", "start", "warm_end")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.errors: dict[str, int] = {}
+        self.hist = [0] * _HIST_US
+        self.over: list[int] = []
+        self.start = math.inf
+        self.warm_end = math.inf
+        self.end = math.inf
+
+    def error(self, name: str, n: int = 1) -> None:
+        self.errors[name] = self.errors.get(name, 0) + n
+
+
+def _error_name(code: int) -> str:
+    try:
+        return ErrorCode(code).name
+    except ValueError:
+        return f"err{code}"
+
+
+class _Session(asyncio.Protocol):
+    """One ZooKeeper session: handshake, then a closed loop of pipelined requests."""
+
+    def __init__(
+        self,
+        stats: _Stats,
+        templates: list[bytearray],
+        cycle: list[int],
+        outstanding: int,
+        create_delete: bool,
+    ) -> None:
+        self.stats = stats
+        self.templates = templates
+        self.cycle = cycle
+        self.outstanding = outstanding
+        self.create_delete = create_delete
+        self.transport: asyncio.Transport | None = None
+        self.handshake: asyncio.Future[ConnectResponse] = asyncio.get_running_loop().create_future()
+        self.drained: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.sent: deque[float] = deque()  # send times of the requests in flight
+        self.seq = 0  # sequence number of the next request (xid >> 1)
+        self.ack = 0  # sequence number of the next expected reply
+        self.turn = 0  # position in ``cycle``
+        self.rest = b""  # an incomplete frame carried to the next data_received
+        self.decoder: FrameDecoder | None = FrameDecoder(_MAX_FRAME)
+        self.running = False
+        self.closing = False
+
+    # -- asyncio.Protocol ----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        request = ConnectRequest(PROTOCOL_VERSION, 0, _SESSION_TIMEOUT_MS, 0, bytes(16), False)
+        self.transport.write(frame(request.to_bytes()))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.running and not self.closing:
+            self.stats.error("connection-lost")
+        if not self.handshake.done():
+            self.handshake.set_exception(ConnectionError(f"connection lost: {exc}"))
+        for future in (self.drained, self.closed):
+            if not future.done():
+                future.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        if self.decoder is None:
+            self._replies(data)
+        else:
+            self._framed(data)
+
+    # -- handshake and close: general framing --------------------------------------------
+
+    def _framed(self, data: bytes) -> None:
+        decoder = self.decoder
+        assert decoder is not None
+        decoder.receive_data(data)
+        while (payload := decoder.next_frame()) is not None:
+            if not self.handshake.done():
+                response = ConnectResponse.from_bytes(payload)
+                if response.time_out <= 0:
+                    self.handshake.set_exception(ConnectionError("session refused"))
+                else:
+                    self.handshake.set_result(response)
+                # From here on, replies take the hot path.
+                self.decoder = None
+                if decoder.buffered:
+                    self._replies(decoder.peek(decoder.buffered))
+                return
+
+    # -- the closed loop -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Fill the pipeline: send ``outstanding`` requests in one write."""
+        self.running = True
+        out = bytearray()
+        for _ in range(self.outstanding):
+            self._next_request(out)
+        self._write(out, self.outstanding)
+
+    def _next_request(self, out: bytearray) -> None:
+        """Append the next request of the cycle (a create, for create/delete)."""
+        template = self.templates[self.cycle[self.turn]]
+        self.turn = (self.turn + 1) % len(self.cycle)
+        _INT.pack_into(template, _XID_OFFSET, self.seq << 1)
+        self.seq = (self.seq + 1) & _SEQ_MASK
+        out += template
+
+    def _write(self, out: bytearray, n: int) -> None:
+        if n:
+            sent_at = time.monotonic()
+            assert self.transport is not None
+            self.transport.write(out)
+            self.sent.extend(repeat(sent_at, n))
+
+    def _replies(self, data: bytes) -> None:
+        now = time.monotonic()
+        stats = self.stats
+        if self.rest:
+            data = self.rest + data
+            self.rest = b""
+        if self.closing:
+            self._framed_after_close(data)
+            return
+        sending = now < stats.end
+        measuring = stats.warm_end <= now and sending
+        hist = stats.hist
+        popleft = self.sent.popleft
+        templates = self.templates
+        cycle = self.cycle
+        ncycle = len(cycle)
+        create_delete = self.create_delete
+        unpack = _FRAME_REPLY.unpack_from
+        out = bytearray()
+        new = 0
+        replies = 0
+        size = len(data)
+        pos = 0
+        while size - pos >= _FRAME_REPLY_SIZE:
+            length, xid, _zxid, err = unpack(data, pos)
+            end = pos + 4 + length
+            if length < 16 or length > _MAX_FRAME:
+                stats.error("bad-frame")
+                assert self.transport is not None
+                self.transport.abort()
+                return
+            if end > size:
+                break
+            if xid < 0:  # a notification or a ping reply: not ours to count
+                pos = end
+                continue
+            replies += 1
+            sent_at = popleft()
+            if measuring:
+                us = int((now - sent_at) * 1e6)
+                if us < _HIST_US:
+                    hist[us] += 1
+                else:
+                    stats.over.append(us)
+            if xid >> 1 != self.ack:
+                stats.error("out-of-order")
+            self.ack = (self.ack + 1) & _SEQ_MASK
+            if err:
+                stats.error(_error_name(err))
+            if sending:
+                if create_delete and not xid & 1 and not err:
+                    # A create succeeded: delete the node it made (path = reply body).
+                    (plen,) = _INT.unpack_from(data, pos + _FRAME_REPLY_SIZE)
+                    start = pos + _FRAME_REPLY_SIZE + 4
+                    out += _DELETE_HEAD.pack(16 + plen, self.seq << 1 | 1, OpCode.DELETE, plen)
+                    out += data[start : start + plen]
+                    out += _ANY_VERSION
+                    self.seq = (self.seq + 1) & _SEQ_MASK
+                else:
+                    template = templates[cycle[self.turn]]
+                    self.turn = (self.turn + 1) % ncycle
+                    _INT.pack_into(template, _XID_OFFSET, self.seq << 1)
+                    self.seq = (self.seq + 1) & _SEQ_MASK
+                    out += template
+                new += 1
+            pos = end
+        if pos < size:
+            self.rest = data[pos:]
+        if measuring:
+            stats.count += replies
+        self._write(out, new)
+        if not sending and not self.sent and not self.drained.done():
+            self.drained.set_result(None)
+
+    # -- shutdown ---------------------------------------------------------------------------
+
+    def stop_if_idle(self) -> None:
+        """Mark the session drained if nothing is in flight (called after the window)."""
+        if not self.sent and not self.drained.done():
+            self.drained.set_result(None)
+
+    def close_session(self) -> None:
+        """Send closeSession; :attr:`closed` resolves on its reply or on disconnect."""
+        self.closing = True
+        if self.transport is None or self.transport.is_closing():
+            if not self.closed.done():
+                self.closed.set_result(None)
+            return
+        self.transport.write(encode_request(_CLOSE_XID, OpCode.CLOSE_SESSION, _EmptyRecord()))
+
+    def _framed_after_close(self, data: bytes) -> None:
+        # Only the closeSession reply matters now; late replies of the run are skipped.
+        pos = 0
+        size = len(data)
+        while size - pos >= _FRAME_REPLY_SIZE:
+            length, xid, _zxid, _err = _FRAME_REPLY.unpack_from(data, pos)
+            if pos + 4 + length > size:
+                break
+            if xid == _CLOSE_XID and not self.closed.done():
+                self.closed.set_result(None)
+            pos += 4 + length
+        self.rest = data[pos:]
+
+
+class _EmptyRecord(Record):
+    __slots__ = ()
+
+    def write(self, out: bytearray) -> None:
+        pass
+
+
+# --- a worker process --------------------------------------------------------------------
+
+
+def _install_uvloop() -> None:
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def _worker_main(
+    spec: LoadSpec, root: str, nodes: list[int], conn: multiprocessing.connection.Connection
+) -> None:
+    """Entry point of a worker process: run its sessions, report over ``conn``."""
+    _install_uvloop()
+    try:
+        report = asyncio.run(_worker(spec, root, nodes, conn))
+    except BaseException as exc:  # report anything, the parent decides
+        with contextlib.suppress(OSError):
+            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("done", report))
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def _sleep_until(deadline: float) -> None:
+    delay = deadline - time.monotonic()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+async def _worker(
+    spec: LoadSpec, root: str, nodes: list[int], conn: multiprocessing.connection.Connection
+) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    stats = _Stats()
+    sessions: list[_Session] = []
+    create_delete = spec.scenario == "create-delete"
+
+    async def connect(node: int) -> _Session:
+        templates, cycle = _templates(spec, root, node)
+
+        def factory() -> _Session:
+            return _Session(stats, templates, cycle, spec.outstanding, create_delete)
+
+        _, session = await loop.create_connection(factory, spec.host, spec.port)
+        await session.handshake
+        return session
+
+    async with asyncio.timeout(_CONNECT_TIMEOUT):
+        sessions = list(await asyncio.gather(*(connect(node) for node in nodes)))
+    conn.send(("ready", None))
+    ready = await loop.run_in_executor(None, conn.poll, 60.0)
+    if not ready:
+        raise TimeoutError("no start signal from the parent")
+    _, start = conn.recv()
+    stats.start = start
+    stats.warm_end = start + spec.warmup
+    stats.end = stats.warm_end + spec.duration
+
+    await _sleep_until(start)
+    for session in sessions:
+        session.start()
+    await _sleep_until(stats.warm_end)
+    cpu0 = _cpu_seconds()
+    await _sleep_until(stats.end)
+    cpu1 = _cpu_seconds()
+    for session in sessions:
+        session.stop_if_idle()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(_DRAIN_TIMEOUT):
+            await asyncio.gather(*(s.drained for s in sessions))
+    unanswered = sum(len(s.sent) for s in sessions)
+    if unanswered:
+        stats.error("unanswered", unanswered)
+    for session in sessions:
+        session.close_session()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(_DRAIN_TIMEOUT):
+            await asyncio.gather(*(s.closed for s in sessions))
+    for session in sessions:
+        if session.transport is not None:
+            session.transport.close()
+    return {
+        "count": stats.count,
+        "errors": stats.errors,
+        "hist": {us: n for us, n in enumerate(stats.hist) if n},
+        "over": stats.over,
+        "cpu": cpu1 - cpu0,
+    }
+
+
+# --- setup and teardown: a plain request/reply connection --------------------------------
+
+
+class _SimpleClient:
+    """One session over asyncio streams, one request at a time; for setup and cleanup."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._decoder = FrameDecoder(_MAX_FRAME)
+        self._xid = 0
+
+    @classmethod
+    async def connect(cls, host: str, port: int) -> _SimpleClient:
+        reader, writer = await asyncio.open_connection(host, port)
+        client = cls(reader, writer)
+        request = ConnectRequest(PROTOCOL_VERSION, 0, _SESSION_TIMEOUT_MS, 0, bytes(16), False)
+        writer.write(frame(request.to_bytes()))
+        response = ConnectResponse.from_bytes(await client._frame())
+        if response.time_out <= 0:
+            raise ConnectionError("session refused")
+        return client
+
+    async def _frame(self) -> bytes:
+        while (payload := self._decoder.next_frame()) is None:
+            data = await self._reader.read(65536)
+            if not data:
+                raise ConnectionError("server closed the connection")
+            self._decoder.receive_data(data)
+        return payload
+
+    async def request(self, op: OpCode, record: Record) -> tuple[int, bytes]:
+        """Send one request; return its error code and the reply body."""
+        self._xid += 1
+        self._writer.write(encode_request(self._xid, op, record))
+        while True:
+            payload = await self._frame()
+            header = ReplyHeader.from_bytes(payload[:16])
+            if header.xid == self._xid:
+                return header.err, payload[16:]
+
+    async def close(self) -> None:
+        with contextlib.suppress(OSError, ConnectionError):
+            await self.request(OpCode.CLOSE_SESSION, _EmptyRecord())
+        self._writer.close()
+        with contextlib.suppress(OSError, ConnectionError):
+            await self._writer.wait_closed()
+
+
+async def _setup(spec: LoadSpec, root: str) -> None:
+    client = await _SimpleClient.connect(spec.host, spec.port)
+    try:
+        err, _ = await client.request(OpCode.CREATE, CreateRequest(root, b"", _OPEN_ACL, 0))
+        if err:
+            raise RuntimeError(f"create {root}: {_error_name(err)}")
+        if spec.scenario != "create-delete":
+            data = b"x" * spec.data_size
+            for node in range(spec.sessions):
+                path = _data_path(root, node)
+                err, _ = await client.request(
+                    OpCode.CREATE, CreateRequest(path, data, _OPEN_ACL, 0)
+                )
+                if err:
+                    raise RuntimeError(f"create {path}: {_error_name(err)}")
+    finally:
+        await client.close()
+
+
+async def _cleanup(spec: LoadSpec, root: str) -> list[str]:
+    """Delete the scenario's root and children; return problems (best effort)."""
+    problems: list[str] = []
+    client = await _SimpleClient.connect(spec.host, spec.port)
+    try:
+        err, body = await client.request(OpCode.GET_CHILDREN, GetChildrenRequest(root, False))
+        if err:
+            return [f"getChildren {root}: {_error_name(err)}"]
+        for child in GetChildrenResponse.from_bytes(body).children:
+            err, _ = await client.request(OpCode.DELETE, DeleteRequest(f"{root}/{child}", -1))
+            if err and err != ErrorCode.NO_NODE:
+                problems.append(f"delete {root}/{child}: {_error_name(err)}")
+        err, _ = await client.request(OpCode.DELETE, DeleteRequest(root, -1))
+        if err:
+            problems.append(f"delete {root}: {_error_name(err)}")
+    finally:
+        await client.close()
+    return problems
+
+
+def probe(host: str, port: int, timeout: float = 5.0) -> None:
+    """Open one session and close it: the server speaks the protocol and takes sessions.
+
+    Raises:
+        OSError: Cannot connect (``ConnectionError`` if the server refused the session).
+        TimeoutError: No handshake within ``timeout`` seconds.
+        coord.protocol.ProtocolError: The server's answer is not a ConnectResponse.
+    """
+
+    async def handshake() -> None:
+        async with asyncio.timeout(timeout):
+            client = await _SimpleClient.connect(host, port)
+            await client.close()
+
+    asyncio.run(handshake())
+
+
+# --- the parent: orchestrate one run ------------------------------------------------------
+
+
+def _process_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) a process has used so far, from /proc."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+
+
+def _machine_busy() -> float | None:
+    """CPU seconds all CPUs have been busy since boot (not idle, not iowait)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _percentiles(hist: dict[int, int], over: list[int]) -> dict[str, float]:
+    total = sum(hist.values()) + len(over)
+    if not total:
+        return {}
+    items = sorted(hist.items()) + [(us, 1) for us in sorted(over)]
+    wanted = {"p50": 0.50, "p99": 0.99, "p999": 0.999}
+    out: dict[str, float] = {}
+    seen = 0
+    weighted = 0
+    pending = sorted(wanted.items(), key=lambda kv: kv[1])
+    for us, n in items:
+        seen += n
+        weighted += us * n
+        while pending and seen >= math.ceil(pending[0][1] * total):
+            out[pending.pop(0)[0]] = (us + 0.5) / 1000
+    out["max"] = (items[-1][0] + 0.5) / 1000
+    out["mean"] = (weighted / total + 0.5) / 1000
+    return out
+
+
+def run(
+    spec: LoadSpec,
+    *,
+    server_pid: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Result:
+    """Run one scenario against one server and return what was measured.
+
+    Args:
+        spec: What to run; it is normalized first (see :meth:`LoadSpec.normalized`).
+        server_pid: The server's process id, to measure its CPU use in the window.
+        progress: Called with one line per phase.
+
+    Returns:
+        The measurements.
+
+    Raises:
+        RuntimeError: Setup failed, or a worker failed before the run started.
+    """
+    spec = spec.normalized()
+    say = progress or (lambda line: None)
+    root = f"/coord-bench-{secrets.token_hex(4)}"
+    label = f"{spec.scenario} @ {spec.host}:{spec.port}"
+    say(f"{label}: setup under {root}")
+    _install_uvloop()
+    asyncio.run(_setup(spec, root))
+    ctx = multiprocessing.get_context("spawn")
+    nodes = [list(range(p, spec.sessions, spec.procs)) for p in range(spec.procs)]
+    pipes: list[multiprocessing.connection.Connection] = []
+    procs: list[multiprocessing.process.BaseProcess] = []
+    result = Result(spec)
+    try:
+        say(
+            f"{label}: connecting {spec.sessions} session(s) x {spec.outstanding} "
+            f"outstanding in {spec.procs} process(es)"
+        )
+        for part in nodes:
+            parent_end, child_end = ctx.Pipe()
+            proc = ctx.Process(target=_worker_main, args=(spec, root, part, child_end), daemon=True)
+            proc.start()
+            child_end.close()
+            pipes.append(parent_end)
+            procs.append(proc)
+        for pipe in pipes:
+            kind, payload = _receive(pipe, _CONNECT_TIMEOUT + 30)
+            if kind != "ready":
+                raise RuntimeError(f"worker failed to connect: {payload}")
+        start = time.monotonic() + 0.2
+        for pipe in pipes:
+            pipe.send(("go", start))
+        warm_end = start + spec.warmup
+        end = warm_end + spec.duration
+        if spec.warmup:
+            say(f"{label}: warm-up {spec.warmup:g} s")
+        _sleep_blocking(warm_end)
+        cpu0 = _process_cpu(server_pid) if server_pid else None
+        busy0 = _machine_busy()
+        say(f"{label}: measuring {spec.duration:g} s")
+        _sleep_blocking(end)
+        cpu1 = _process_cpu(server_pid) if server_pid else None
+        busy1 = _machine_busy()
+        say(f"{label}: draining and closing sessions")
+        hist: dict[int, int] = {}
+        over: list[int] = []
+        for pipe in pipes:
+            kind, payload = _receive(pipe, 3 * _DRAIN_TIMEOUT + 10)
+            if kind != "done":
+                result.errors[f"worker: {payload}"] = 1
+                continue
+            result.requests += payload["count"]
+            result.client_cpu += payload["cpu"]
+            for name, n in payload["errors"].items():
+                result.errors[name] = result.errors.get(name, 0) + n
+            for us, n in payload["hist"].items():
+                hist[us] = hist.get(us, 0) + n
+            over.extend(payload["over"])
+        result.seconds = spec.duration
+        result.latency_ms = _percentiles(hist, over)
+        if cpu0 is not None and cpu1 is not None:
+            result.server_cpu = cpu1 - cpu0
+        if busy0 is not None and busy1 is not None:
+            result.machine_cpu = busy1 - busy0
+    finally:
+        for pipe in pipes:
+            pipe.close()  # a worker still waiting for "go" sees EOF and exits
+        for worker in procs:
+            worker.join(5)
+            if worker.is_alive():
+                worker.kill()
+                worker.join(5)
+        try:
+            problems = asyncio.run(_cleanup(spec, root))
+        except (OSError, ConnectionError) as exc:
+            problems = [f"cleanup: {exc}"]
+        for problem in problems:
+            say(f"{label}: warning: {problem}")
+    say(f"{label}: {format_result(result)}")
+    return result
+
+
+def _sleep_blocking(deadline: float) -> None:
+    delay = deadline - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def _receive(pipe: multiprocessing.connection.Connection, timeout: float) -> tuple[str, Any]:
+    if not pipe.poll(timeout):
+        return "error", f"no answer within {timeout:g} s"
+    try:
+        message: tuple[str, Any] = pipe.recv()
+    except EOFError:
+        return "error", "worker exited"
+    return message
+
+
+# --- output and command line --------------------------------------------------------------
+
+
+def format_result(result: Result) -> str:
+    """One line: rate, latency percentiles, errors, CPU."""
+    lat = result.latency_ms
+    parts = [f"{result.rate:,.0f} req/s"]
+    if lat:
+        parts.append(
+            f"latency ms p50 {lat['p50']:.3f} p99 {lat['p99']:.3f} "
+            f"p999 {lat['p999']:.3f} max {lat['max']:.3f}"
+        )
+    parts.append(
+        "errors " + (", ".join(f"{k}={v}" for k, v in sorted(result.errors.items())) or "0")
+    )
+    seconds = result.seconds or 1.0
+    cpu = f"cores busy: generator {result.client_cpu / seconds:.2f}"
+    if result.server_cpu is not None:
+        cpu += f", server {result.server_cpu / seconds:.2f}"
+    if result.machine_cpu is not None:
+        other = result.machine_cpu - result.client_cpu - (result.server_cpu or 0.0)
+        label = "other" if result.server_cpu is not None else "other+server"
+        cpu += f", {label} {max(other, 0.0) / seconds:.2f} of {os.cpu_count()}"
+    parts.append(cpu)
+    return " | ".join(parts)
+
+
+def parse_server(text: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port`` for IPv6) to a tuple."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        return text, 2181
+    return host.strip("[]"), int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address or ``localhost``."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _argument_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.loadgen",
+        description="Pipelined load generator for a ZooKeeper-protocol server.",
+    )
+    parser.add_argument("--server", default="127.0.0.1:2181", help="host:port")
+    parser.add_argument(
+        "--scenario",
+        nargs="+",
+        default=["get"],
+        choices=SCENARIOS,
+        metavar="NAME",
+        help=f"one or more of {', '.join(SCENARIOS)}",
+    )
+    defaults = LoadSpec()
+    parser.add_argument("--sessions", type=int, default=defaults.sessions)
+    parser.add_argument("--outstanding", type=int, default=defaults.outstanding)
+    parser.add_argument("--duration", type=float, default=defaults.duration, help="seconds")
+    parser.add_argument("--warmup", type=float, default=defaults.warmup, help="seconds")
+    parser.add_argument("--procs", type=int, default=defaults.procs, help="worker processes")
+    parser.add_argument("--data-size", type=int, default=defaults.data_size, help="bytes")
+    parser.add_argument(
+        "--mix-write-percent",
+        type=int,
+        default=defaults.mix_write_percent,
+        help="setData share of the mix scenario",
+    )
+    parser.add_argument("--server-pid", type=int, help="measure this process's CPU use")
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a non-loopback server (this generates heavy load)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """The ``python -m benchmarks.loadgen`` command.
+
+    Returns:
+        The exit status: 0, or 1 if any run had errors.
+    """
+    args = _argument_parser().parse_args(argv)
+    out = out or sys.stdout
+    host, port = parse_server(args.server)
+    if not is_loopback(host) and not args.allow_remote:
+        print(f"refusing non-loopback server {host} without --allow-remote", file=sys.stderr)
+        return 2
+    status = 0
+    for scenario in _unique(args.scenario):
+        spec = LoadSpec(
+            host=host,
+            port=port,
+            scenario=scenario,
+            sessions=args.sessions,
+            outstanding=args.outstanding,
+            duration=args.duration,
+            warmup=args.warmup,
+            procs=args.procs,
+            data_size=args.data_size,
+            mix_write_percent=args.mix_write_percent,
+        )
+        result = run(spec, server_pid=args.server_pid, progress=_stderr)
+        s = result.spec
+        print(
+            f"{scenario:<14} {s.sessions}x{s.outstanding} procs={s.procs}  {format_result(result)}",
+            file=out,
+        )
+        if result.error_count:
+            status = 1
+    return status
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _stderr(line: str) -> None:
+    print(f"[loadgen {time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,470 @@
+"""Server configuration: one frozen :class:`ServerConfig`, loaded from defaults, a TOML file,
+``COORD_*`` environment variables and command-line overrides.
+
+Theory of operation
+-------------------
+:class:`ServerConfig` is the single source of truth for server settings (CONVENTIONS.md
+item 11): the CLI's flags, the environment variables and the TOML keys are all derived from
+its fields, so none of them can drift from the others. Each field's documentation lives in
+its ``metadata["doc"]``; the class docstring's table and ``coord server --help`` are built
+from it.
+
+:func:`load_config` merges the sources with the precedence (highest first) overrides
+(command line) > environment > file > defaults. Every key must name a field: an unknown
+key is an error naming the key, where it came from and the closest valid key, never a
+silently ignored setting (hypercorn's silent unknown keys are the counter-example).
+Values are converted to the field's type (strings from the environment or the command
+line are parsed; TOML values are checked), then the dataclass validates itself in
+``__post_init__``, so a config built directly in Python is checked the same way.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import difflib
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+__all__ = [
+    "ENV_PREFIX",
+    "FOUR_LETTER_WORDS",
+    "ConfigError",
+    "ServerConfig",
+    "convert_value",
+    "load_config",
+]
+
+#: Every four-letter word the server knows (ZooKeeper's ``4lw.commands.whitelist`` names).
+FOUR_LETTER_WORDS: Final[frozenset[str]] = frozenset(
+    "ruok srvr stat mntr envi conf cons wchs wchc wchp isro dump crst srst dirs".split()
+)
+
+#: Environment variables ``COORD_<FIELD NAME IN UPPER CASE>`` set :class:`ServerConfig` fields.
+ENV_PREFIX: Final = "COORD_"
+
+_LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_TRUE: Final = frozenset({"true", "1", "yes", "on"})
+_FALSE: Final = frozenset({"false", "0", "no", "off"})
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is invalid.
+
+    Raised by :class:`ServerConfig` (validation) and :func:`load_config` (unknown keys,
+    unconvertible values, unreadable files). The CLI prints it and exits with status 2.
+
+    Args:
+        message: the full, human-readable explanation.
+        key: the field (or unknown key) concerned, when there is one.
+        source: where the value came from (``"config file x.toml"``, ``"environment"``, ...).
+    """
+
+    def __init__(self, message: str, *, key: str | None = None, source: str | None = None):
+        super().__init__(message)
+        self.key = key
+        self.source = source
+
+
+def _doc(default: Any, doc: str) -> Any:
+    """A dataclass field with its documentation in ``metadata["doc"]``."""
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Everything a coord server is configured with (the table below lists every field).
+
+    Every field can be set by a TOML key of the same name (``data_dir`` or ``data-dir``),
+    an environment variable ``COORD_<NAME>`` (``COORD_DATA_DIR``) and a command-line flag
+    ``--<name>`` (``--data-dir``); see :func:`load_config`.
+
+    Raises:
+        ConfigError: a field has the wrong type or an invalid value (checked on
+            construction, so a config built in Python is validated too).
+    """
+
+    host: str = _doc(
+        "127.0.0.1",
+        "Address the client port binds to; an empty string binds every interface.",
+    )
+    port: int = _doc(2181, "Client port (0 picks a free port; the bound one is reported).")
+    data_dir: str = _doc("coord-data", "Directory of the durable storage backend's files.")
+    storage: str = _doc(
+        "memory",
+        'Storage backend name, as a plugin registers it (built-in: "memory").',
+    )
+    tick_time: int = _doc(
+        2000, "Basic time unit in milliseconds (ZooKeeper's tickTime); sessions expire on it."
+    )
+    min_session_timeout: int | None = _doc(
+        None, "Lowest session timeout granted, in ms (unset: 2 x tick_time)."
+    )
+    max_session_timeout: int | None = _doc(
+        None, "Highest session timeout granted, in ms (unset: 20 x tick_time)."
+    )
+    max_frame: int = _doc(
+        0xFFFFF, "Largest frame accepted or sent, in bytes (ZooKeeper's jute.maxbuffer)."
+    )
+    max_client_connections: int = _doc(
+        60, "Concurrent connections allowed per client IP address (0: unlimited)."
+    )
+    handshake_timeout: float = _doc(
+        10.0, "Seconds a new connection has to complete its handshake before it is closed."
+    )
+    four_letter_words: tuple[str, ...] = _doc(
+        ("srvr", "ruok", "isro"),
+        'Four-letter words answered on the client port ("*": all of them).',
+    )
+    extended_types: bool = _doc(True, "Enable TTL nodes (ZooKeeper's extendedTypesEnabled).")
+    container_check_interval: int = _doc(
+        60000, "How often empty container and expired TTL nodes are reaped, in ms."
+    )
+    super_digest: str | None = _doc(
+        None, 'Superuser digest id, "super:<base64 sha1>" (as DigestAuthenticationProvider).'
+    )
+    server_id: int = _doc(1, "This server's id in the ensemble (ZooKeeper's myid), >= 1.")
+    plugins_disabled: tuple[str, ...] = _doc(
+        (), "Names of plugins not to load (built-in or from the coord.plugins entry points)."
+    )
+    log_level: str = _doc("INFO", "Logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL.")
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            hint = _FIELD_TYPES[f.name]
+            if isinstance(value, list) and _is_str_tuple(hint):
+                value = tuple(value)
+                object.__setattr__(self, f.name, value)
+            if not _has_type(value, hint):
+                raise ConfigError(
+                    f"{f.name} must be {_type_name(hint)}, not {type(value).__name__} "
+                    f"({value!r})",
+                    key=f.name,
+                )
+        if isinstance(self.handshake_timeout, int):
+            object.__setattr__(self, "handshake_timeout", float(self.handshake_timeout))
+        object.__setattr__(self, "log_level", self.log_level.upper())
+        self._validate()
+
+    def _validate(self) -> None:
+        def fail(key: str, message: str) -> None:
+            raise ConfigError(f"{key} {message}", key=key)
+
+        if not 0 <= self.port <= 65535:
+            fail("port", f"must be between 0 and 65535, not {self.port}")
+        if not self.storage:
+            fail("storage", "must name a storage backend")
+        if self.tick_time <= 0:
+            fail("tick_time", f"must be a positive number of milliseconds, not {self.tick_time}")
+        for key in ("min_session_timeout", "max_session_timeout"):
+            value = getattr(self, key)
+            if value is not None and value <= 0:
+                fail(key, f"must be a positive number of milliseconds, not {value}")
+        low, high = self.effective_min_session_timeout, self.effective_max_session_timeout
+        if low > high:
+            raise ConfigError(
+                f"min_session_timeout ({low} ms) must not exceed max_session_timeout "
+                f"({high} ms); unset values default to 2 and 20 x tick_time",
+                key="min_session_timeout" if self.min_session_timeout is not None else None,
+            )
+        if not 0 < self.max_frame < 2**31:
+            fail("max_frame", f"must be a positive 32-bit size in bytes, not {self.max_frame}")
+        if self.max_client_connections < 0:
+            fail(
+                "max_client_connections",
+                f"must be 0 (unlimited) or positive, not {self.max_client_connections}",
+            )
+        if not self.handshake_timeout > 0:
+            fail("handshake_timeout", f"must be positive seconds, not {self.handshake_timeout}")
+        unknown = [w for w in self.four_letter_words if w != "*" and w not in FOUR_LETTER_WORDS]
+        if unknown:
+            hints = "".join(
+                f" ({w!r}: did you mean {m[0]!r}?)"
+                for w in unknown
+                if (m := difflib.get_close_matches(w, FOUR_LETTER_WORDS, n=1))
+            )
+            fail(
+                "four_letter_words",
+                f"names unknown words {', '.join(map(repr, unknown))}{hints}; valid: "
+                f"{' '.join(sorted(FOUR_LETTER_WORDS))} or * for all",
+            )
+        if self.container_check_interval <= 0:
+            fail(
+                "container_check_interval",
+                f"must be a positive number of milliseconds, not {self.container_check_interval}",
+            )
+        if self.super_digest is not None and not _is_digest_id(self.super_digest):
+            fail(
+                "super_digest",
+                'must have the form "super:<base64 of a SHA-1>" (a digest id, as '
+                "coord.server digest_id('super', password) gives), not "
+                f"{self.super_digest!r}",
+            )
+        if self.server_id < 1:
+            fail("server_id", f"must be at least 1, not {self.server_id}")
+        if any(not name for name in self.plugins_disabled):
+            fail("plugins_disabled", "must not contain an empty plugin name")
+        if self.log_level not in _LOG_LEVELS:
+            fail("log_level", f"must be one of {', '.join(_LOG_LEVELS)}, not {self.log_level!r}")
+
+    @property
+    def effective_min_session_timeout(self) -> int:
+        """The lowest session timeout granted, in ms: the field, or 2 x ``tick_time``."""
+        if self.min_session_timeout is not None:
+            return self.min_session_timeout
+        return 2 * self.tick_time
+
+    @property
+    def effective_max_session_timeout(self) -> int:
+        """The highest session timeout granted, in ms: the field, or 20 x ``tick_time``."""
+        if self.max_session_timeout is not None:
+            return self.max_session_timeout
+        return 20 * self.tick_time
+
+    @property
+    def enabled_four_letter_words(self) -> frozenset[str]:
+        """The four-letter words to answer, with ``"*"`` expanded to all of them."""
+        if "*" in self.four_letter_words:
+            return FOUR_LETTER_WORDS
+        return frozenset(self.four_letter_words)
+
+
+_FIELD_TYPES: Final[dict[str, Any]] = typing.get_type_hints(ServerConfig)
+_FIELDS: Final[dict[str, dataclasses.Field[Any]]] = {
+    f.name: f for f in dataclasses.fields(ServerConfig)
+}
+
+
+def _field_table() -> str:
+    rows = []
+    for f in dataclasses.fields(ServerConfig):
+        rows.append(f"    ``{f.name}`` ({_type_name(_FIELD_TYPES[f.name])}, default "
+                    f"``{f.default!r}``)\n        {f.metadata['doc']}")
+    return "\n\nFields:\n\n" + "\n".join(rows) + "\n"
+
+
+ServerConfig.__doc__ = (ServerConfig.__doc__ or "") + _field_table()
+
+
+def _is_optional(hint: Any) -> bool:
+    return isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint)
+
+
+def _base(hint: Any) -> Any:
+    """``int`` for ``int | None``; the hint itself otherwise."""
+    if _is_optional(hint):
+        (base,) = (a for a in typing.get_args(hint) if a is not type(None))
+        return base
+    return hint
+
+
+def _is_str_tuple(hint: Any) -> bool:
+    return typing.get_origin(_base(hint)) is tuple
+
+
+def _type_name(hint: Any) -> str:
+    base = _base(hint)
+    if _is_str_tuple(base):
+        name = "a list of strings"
+    else:
+        name = {int: "an integer", float: "a number", bool: "a boolean", str: "a string"}[base]
+    return f"{name} or unset" if _is_optional(hint) else name
+
+
+def _has_type(value: Any, hint: Any) -> bool:
+    if value is None:
+        return _is_optional(hint)
+    base = _base(hint)
+    if _is_str_tuple(base):
+        return isinstance(value, tuple) and all(isinstance(v, str) for v in value)
+    if base is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if base is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, base)
+
+
+def _is_digest_id(text: str) -> bool:
+    user, sep, digest = text.partition(":")
+    if not (user and sep) or ":" in digest:
+        return False
+    try:
+        return len(base64.b64decode(digest, validate=True)) == 20
+    except (binascii.Error, ValueError):
+        return False
+
+
+def convert_value(key: str, value: object, *, source: str) -> object:
+    """Convert ``value`` for the :class:`ServerConfig` field ``key``.
+
+    Strings (environment variables, command-line flags) are parsed: integers in decimal
+    (or ``0x`` hex), booleans from ``true/false/1/0/yes/no/on/off``, lists as
+    comma-separated names, and an empty string unsets an optional field. Other values
+    (TOML, Python) must already have the field's type; TOML arrays become tuples.
+
+    Args:
+        key: a field name.
+        value: the raw value.
+        source: where it came from, for error messages.
+
+    Returns:
+        The value, of the field's type (range checks are left to :class:`ServerConfig`).
+
+    Raises:
+        ConfigError: ``key`` names no field, or ``value`` cannot be converted.
+    """
+    if key not in _FIELD_TYPES:
+        raise _unknown_key(key, key, source)
+    hint = _FIELD_TYPES[key]
+    base = _base(hint)
+
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(
+            f"{key} must be {expected}, not {value!r} (from {source})", key=key, source=source
+        )
+
+    if isinstance(value, Path) and base is str:
+        return str(value)
+    if isinstance(value, list) and _is_str_tuple(base):
+        value = tuple(value)
+    if not isinstance(value, str) or base is str:
+        if not _has_type(value, hint):
+            raise bad(_type_name(hint))
+        return value
+    text = value.strip()
+    if text == "" and _is_optional(hint):
+        return None
+    if base is bool:
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise bad("a boolean (true/false, 1/0, yes/no, on/off)")
+    if base is int:
+        try:
+            return int(text, 0) if text.lower().startswith(("0x", "0o", "0b")) else int(text)
+        except ValueError:
+            raise bad("an integer") from None
+    if base is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise bad("a number") from None
+    if _is_str_tuple(base):
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+    raise AssertionError(f"unhandled field type {hint!r}")  # pragma: no cover
+
+
+def _unknown_key(shown: str, key: str, source: str, *, env: bool = False) -> ConfigError:
+    candidates = [ENV_PREFIX + n.upper() for n in _FIELDS] if env else list(_FIELDS)
+    probe = shown if env else key
+    match = difflib.get_close_matches(probe, candidates, n=1, cutoff=0.6)
+    if match:
+        hint = f"; did you mean {match[0]!r}?"
+    else:
+        hint = f"; valid keys: {', '.join(candidates)}"
+    return ConfigError(f"unknown config key {shown!r} in {source}{hint}", key=shown, source=source)
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    source = f"config file {str(path)!r}"
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{source} does not exist", source=source) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {source}: {exc.strerror or exc}", source=source) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source} is not valid TOML: {exc}", source=source) from None
+    values: dict[str, Any] = {}
+    spelled: dict[str, str] = {}
+    for raw_key, raw_value in data.items():
+        key = raw_key.replace("-", "_")
+        if key not in _FIELDS:
+            raise _unknown_key(raw_key, key, source)
+        if key in spelled:
+            raise ConfigError(
+                f"{source} sets {key!r} twice (as {spelled[key]!r} and {raw_key!r})",
+                key=key,
+                source=source,
+            )
+        spelled[key] = raw_key
+        values[key] = convert_value(key, raw_value, source=source)
+    return values
+
+
+def _read_env(env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, raw_value in env.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        key = name[len(ENV_PREFIX) :].lower()
+        source = f"environment variable {name}"
+        if key not in _FIELDS or name != ENV_PREFIX + key.upper():
+            raise _unknown_key(name, key, "the environment", env=True)
+        values[key] = convert_value(key, raw_value, source=source)
+    return values
+
+
+def load_config(
+    *,
+    file: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, object] | None = None,
+) -> ServerConfig:
+    """Build a :class:`ServerConfig` from a TOML file, environment variables and overrides.
+
+    Precedence, highest first: ``overrides`` (the command line) > ``env`` (variables
+    ``COORD_<FIELD>``, e.g. ``COORD_PORT``, ``COORD_DATA_DIR``) > ``file`` (top-level keys
+    named as the fields, ``snake_case`` or ``kebab-case``) > the field defaults.
+
+    Args:
+        file: a TOML file, or None for none.
+        env: environment variables (pass ``os.environ``); only ``COORD_*`` ones are read.
+            None reads none.
+        overrides: field values that win over every other source (the CLI's flags).
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        ConfigError: the file is missing or not TOML; a file key, ``COORD_*`` variable or
+            override names no field (the message names the key, its source and the closest
+            valid key); a value cannot be converted to its field's type; or the merged
+            configuration is invalid.
+    """
+    layers: list[tuple[str, dict[str, Any]]] = []
+    if file is not None:
+        layers.append((f"config file {os.fspath(file)!r}", _read_file(Path(file))))
+    if env is not None:
+        layers.append(("the environment", _read_env(env)))
+    if overrides is not None:
+        source = "overrides"
+        converted = {}
+        for key, value in overrides.items():
+            if key not in _FIELDS:
+                raise _unknown_key(key, key, source)
+            converted[key] = convert_value(key, value, source=source)
+        layers.append((source, converted))
+
+    merged: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for source, values in layers:
+        merged.update(values)
+        origin.update(dict.fromkeys(values, source))
+    try:
+        return ServerConfig(**merged)
+    except ConfigError as exc:
+        if exc.key is None or exc.key not in origin:
+            raise
+        source = origin[exc.key]
+        raise ConfigError(f"{exc} (from {source})", key=exc.key, source=source) from None

@@ -1,0 +1,925 @@
+"""The server driver: connections, the per-session pipeline, commit, watches, expiry.
+
+Theory of operation
+-------------------
+Request path (DESIGN.md): connection -> frame decoder -> session -> per-session ordered
+pipeline. Reads are answered from the local :class:`StateMachine`; writes become log
+entries, stamped with a zxid and the time when proposed, made durable by the store in
+batches (group commit: everything proposed in one turn of the loop is one ``append``),
+then applied in order by the one deterministic ``apply``. The connection that sent a write
+replies when it is applied.
+
+Ordering, the part clients check:
+
+* Each connection keeps its unanswered requests in a FIFO (``pending``). Replies leave
+  only from its head, so they go out in request order (kazoo and the Java client check
+  xids).
+* A read behind a pending write of the same session waits in the FIFO and is evaluated
+  right after that write is applied -- before the next entry is applied -- so it sees its
+  own session's writes and nothing the session issued later.
+* Apply hands the watch events of an entry to the watchers' connections *before* the
+  write's reply and before any read evaluated after it: a client sees the event before
+  any reply that reflects the change.
+
+Each connection has one writer task draining an output buffer, so all replies produced by
+one read of the socket leave in one write. There is no task per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import struct
+import time
+from collections import deque
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from coord.protocol import (
+    PROTOCOL_VERSION,
+    AddWatchMode,
+    AddWatchRequest,
+    AuthFailedError,
+    AuthPacket,
+    CheckWatchesRequest,
+    ClientInfo,
+    ConnectRequest,
+    CoordError,
+    ErrorCode,
+    ExistsRequest,
+    FrameDecoder,
+    Id,
+    KeeperState,
+    OpCode,
+    ProtocolError,
+    Reader,
+    Record,
+    RemoveWatchesRequest,
+    SetWatches,
+    SetWatches2,
+    SyncRequest,
+    WatcherType,
+    WhoAmIResponse,
+    Xid,
+)
+from coord.protocol._jute import INT, REPLY_HEADER, write_string
+from coord.protocol._records import REQUEST_TYPES
+
+from ._acl import AclPolicy, PeerInfo
+from ._apply import ApplyResult, CreateSession, Entry, StateMachine
+from ._config import ServerConfig
+from ._sessions import SessionTracker
+from ._watches import WatchManager
+
+__all__ = ["Connection", "Server", "run", "serve"]
+
+log = logging.getLogger("coord.server")
+access_log = logging.getLogger("coord.access")
+
+_pack_reply = REPLY_HEADER.pack
+_pack_int = INT.pack
+_FRAME_REPLY = struct.Struct(">iiqi")  # length, xid, zxid, err
+_pack_frame_reply = _FRAME_REPLY.pack
+_NOTIFICATION = struct.Struct(">iiqiii")  # length, xid, zxid, err, type, state
+_pack_notification = _NOTIFICATION.pack
+_CONNECT_RESPONSE = struct.Struct(">iiiqi")  # length, version, timeout, session id, len(passwd)
+
+#: Requests answered from the local replica (possibly queued behind the session's writes).
+_READS = frozenset(
+    {
+        OpCode.GET_DATA,
+        OpCode.EXISTS,
+        OpCode.GET_CHILDREN,
+        OpCode.GET_CHILDREN2,
+        OpCode.GET_ACL,
+        OpCode.GET_ALL_CHILDREN_NUMBER,
+        OpCode.GET_EPHEMERALS,
+        OpCode.MULTI_READ,
+    }
+)
+#: Requests that go through the log.
+_WRITES = frozenset(
+    {
+        OpCode.CREATE,
+        OpCode.CREATE2,
+        OpCode.CREATE_CONTAINER,
+        OpCode.CREATE_TTL,
+        OpCode.DELETE,
+        OpCode.SET_DATA,
+        OpCode.SET_ACL,
+        OpCode.CHECK,
+        OpCode.MULTI,
+        OpCode.CLOSE_SESSION,
+    }
+)
+#: Requests handled by this server alone, in pipeline order.
+_LOCAL = frozenset(
+    {
+        OpCode.PING,
+        OpCode.SYNC,
+        OpCode.SET_WATCHES,
+        OpCode.SET_WATCHES2,
+        OpCode.ADD_WATCH,
+        OpCode.REMOVE_WATCHES,
+        OpCode.CHECK_WATCHES,
+        OpCode.WHO_AM_I,
+        OpCode.RECONFIG,
+        OpCode.SASL,
+    }
+)
+
+#: Four-letter words: the int a client sends in place of a frame length.
+FOUR_LETTER_WORDS = {
+    int.from_bytes(word.encode(), "big"): word
+    for word in (
+        "ruok srvr stat mntr envi conf cons wchs wchc wchp isro dump crst srst dirs "
+        "gtmk stmk hash"
+    ).split()
+}
+
+_OUT_LIMIT = 64 * 1024 * 1024
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds, as ZooKeeper stamps ctime/mtime."""
+    return time.time_ns() // 1_000_000
+
+
+class _Slot:
+    """One unanswered request in a connection's FIFO."""
+
+    __slots__ = ("done", "op", "reply", "request", "xid")
+
+    def __init__(self, xid: int, op: int, request: Record | None) -> None:
+        self.xid = xid
+        self.op = op
+        self.request = request
+        self.reply: bytes | None = None
+        self.done = False
+
+
+class Connection:
+    """One client connection: handshake, request FIFO, watches, and its writer."""
+
+    def __init__(self, server: Server, stream: anyio.abc.ByteStream, peer: PeerInfo) -> None:
+        self.server = server
+        self.stream = stream
+        self.peer = peer
+        self.session_id = 0
+        self.timeout = 0
+        self.auth: tuple[Id, ...] = server.connection_ids(peer)
+        self.pending: deque[_Slot] = deque()
+        self.out = bytearray()
+        self.closing = False
+        self._wakeup: anyio.Event | None = None
+        self._established = anyio.Event()
+        self._closed = anyio.Event()
+        self.started_wall = time.time()
+        self.last_zxid = 0
+        self.received = 0
+        self.sent = 0
+        self.last_op = "NA"
+        self._connect_request: ConnectRequest | None = None
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.peer.host}:{self.peer.port} session=0x{self.session_id:x}>"
+
+    # --- output ------------------------------------------------------------------------
+
+    def kick(self) -> None:
+        """Wake the writer: there is output."""
+        wakeup = self._wakeup
+        if wakeup is not None:
+            self._wakeup = None
+            wakeup.set()
+
+    def _reply(self, xid: int, zxid: int, err: int, body: bytes) -> None:
+        out = self.out
+        out += _pack_frame_reply(16 + len(body), xid, zxid, err)
+        if body:
+            out += body
+        self.sent += 1
+
+    def notify(self, event_type: int, path: str, zxid: int) -> None:
+        """Queue a watch notification (xid -1)."""
+        encoded = path.encode("utf-8")
+        out = self.out
+        out += _pack_notification(
+            28 + len(encoded), Xid.NOTIFICATION, zxid, 0, event_type, KeeperState.SYNC_CONNECTED
+        )
+        out += _pack_int(len(encoded))
+        out += encoded
+        self.kick()
+
+    async def _writer(self) -> None:
+        stream = self.stream
+        while True:
+            if not self.out:
+                if self.closing:
+                    return
+                wakeup = self._wakeup = anyio.Event()
+                await wakeup.wait()
+                continue
+            data = self.out
+            self.out = bytearray()
+            # Transports accept any buffer; the old bytearray is never mutated again.
+            await stream.send(data)  # type: ignore[arg-type]
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve the connection until the peer goes away or the server closes it."""
+        server = self.server
+        decoder = FrameDecoder(server.config.max_frame)
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._writer)
+                try:
+                    with anyio.fail_after(server.config.handshake_timeout):
+                        handshake = await self._read_handshake(decoder)
+                    if handshake is not None:
+                        await self._handshake(handshake)
+                        await self._established.wait()
+                        if not self.closing:
+                            await self._serve(decoder)
+                except TimeoutError:
+                    log.info("closing %s: no handshake within %.1f s", self.peer_name,
+                             server.config.handshake_timeout)
+                except ProtocolError as exc:
+                    log.warning("closing %s: %s", self.peer_name, exc)
+                except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError,
+                        ConnectionError):
+                    pass
+                # Let the writer drain what is queued (a final reply, a 4lw answer).
+                self.closing = True
+                self.kick()
+                with anyio.move_on_after(1):
+                    await self._closed_writer(tg)
+                tg.cancel_scope.cancel()
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, ConnectionError, OSError):
+            pass
+        finally:
+            server.connection_closed(self)
+            with anyio.CancelScope(shield=True):
+                await self.stream.aclose()
+
+    async def _closed_writer(self, tg: anyio.abc.TaskGroup) -> None:
+        while self.out:
+            await anyio.sleep(0.001)
+
+    @property
+    def peer_name(self) -> str:
+        return f"{self.peer.host}:{self.peer.port}"
+
+    async def _read_handshake(self, decoder: FrameDecoder) -> ConnectRequest | None:
+        stream = self.stream
+        while True:
+            if decoder.buffered >= 4:
+                word = FOUR_LETTER_WORDS.get(int.from_bytes(decoder.peek(4), "big"))
+                if word is not None:
+                    self.out += self.server.four_letter_word(word).encode()
+                    self.kick()
+                    return None
+                frame = decoder.next_frame()
+                if frame is not None:
+                    return ConnectRequest.read(Reader(frame))
+            decoder.receive_data(await stream.receive())
+
+    async def _handshake(self, request: ConnectRequest) -> None:
+        server = self.server
+        if request.protocol_version != PROTOCOL_VERSION:
+            raise ProtocolError(f"unsupported protocol version {request.protocol_version}")
+        if request.last_zxid_seen > server.state.last_zxid:
+            log.warning(
+                "refusing session request from %s: it has seen zxid 0x%x, ours is 0x%x",
+                self.peer_name, request.last_zxid_seen, server.state.last_zxid,
+            )
+            self.closing = True
+            self._established.set()
+            return
+        self._connect_request = request
+        self.timeout = server.negotiate_timeout(request.time_out)
+        if request.session_id == 0:
+            server.create_session(self, self.timeout)
+        else:
+            server.reattach_session(self, request.session_id, request.passwd, self.timeout)
+
+    def session_ready(self, session_id: int, passwd: bytes) -> None:
+        """The session exists (created or reattached): answer the handshake."""
+        self.session_id = session_id
+        self._send_connect_response(self.timeout, session_id, passwd)
+        self._established.set()
+
+    def session_refused(self) -> None:
+        """The session is unknown, expired, or the password is wrong."""
+        self._send_connect_response(0, 0, bytes(16))
+        self.closing = True
+        self._established.set()
+
+    def _send_connect_response(self, timeout: int, session_id: int, passwd: bytes) -> None:
+        body_len = 4 + 4 + 8 + 4 + len(passwd) + 1
+        out = self.out
+        out += _CONNECT_RESPONSE.pack(body_len, PROTOCOL_VERSION, timeout, session_id, len(passwd))
+        out += passwd
+        request = self._connect_request
+        out.append(0)  # readOnly: this server is never read-only (yet)
+        if request is None:
+            pass
+        self.kick()
+
+    async def _serve(self, decoder: FrameDecoder) -> None:
+        stream = self.stream
+        server = self.server
+        handle = self._handle
+        frames = decoder.frames
+        while not self.closing:
+            for frame in frames():
+                handle(frame)
+            self.kick()
+            if len(self.out) > _OUT_LIMIT:
+                raise ProtocolError("client is not reading its replies; output limit reached")
+            if self.closing:
+                break
+            data = await stream.receive()
+            decoder.receive_data(data)
+            server.touch(self)
+
+    # --- requests ----------------------------------------------------------------------
+
+    def _handle(self, frame: bytes) -> None:
+        reader = Reader(frame)
+        xid = reader.read_int()
+        op = reader.read_int()
+        self.received += 1
+        server = self.server
+        record_type = REQUEST_TYPES.get(op)
+        if record_type is None or op == OpCode.DELETE_CONTAINER:
+            access_log.debug("unknown opcode %d from %s", op, self.peer_name)
+            self._enqueue_error(xid, op, ErrorCode.UNIMPLEMENTED)
+            return
+        request = record_type.read(reader)
+        if op in _READS:
+            if not self.pending:
+                self._answer(xid, op, request)
+            else:
+                self.pending.append(_Slot(xid, op, request))
+        elif op in _WRITES:
+            slot = _Slot(xid, op, request)
+            self.pending.append(slot)
+            server.propose(self, op, request, slot)
+        elif op == OpCode.AUTH:
+            assert isinstance(request, AuthPacket)
+            self._authenticate(xid, request)
+        elif op in _LOCAL:
+            if not self.pending:
+                self._answer(xid, op, request)
+            else:
+                self.pending.append(_Slot(xid, op, request))
+
+    def _enqueue_error(self, xid: int, op: int, err: int) -> None:
+        slot = _Slot(xid, op, None)
+        slot.reply = _pack_frame_reply(16, xid, self.server.state.last_zxid, err)
+        slot.done = True
+        if not self.pending:
+            self.out += slot.reply
+        else:
+            self.pending.append(slot)
+
+    def _authenticate(self, xid: int, packet: AuthPacket) -> None:
+        server = self.server
+        scheme = server.acl.schemes.get(packet.scheme)
+        try:
+            if scheme is None:
+                raise AuthFailedError(f"unknown auth scheme {packet.scheme!r}")
+            ids = scheme.authenticate(self.peer, packet.auth)
+        except AuthFailedError as exc:
+            log.info("authentication failed for %s: %s", self.peer_name, exc)
+            self._enqueue_error(xid, OpCode.AUTH, ErrorCode.AUTH_FAILED)
+            self.closing = True
+            return
+        self.auth = tuple(dict.fromkeys((*self.auth, *ids)))
+        self._enqueue_error(xid, OpCode.AUTH, 0)
+
+    def _answer(self, xid: int, op: int, request: Record) -> None:
+        """Evaluate a read or local request now and queue its reply."""
+        server = self.server
+        state = server.state
+        zxid = state.last_zxid
+        self.last_op = _OP_NAMES.get(op, "NA")
+        try:
+            if op in _READS:
+                try:
+                    body = state.read(op, request, self.auth, self.session_id)
+                except CoordError:
+                    if op == OpCode.EXISTS:
+                        assert isinstance(request, ExistsRequest)
+                        if request.watch and request.path not in state.nodes:
+                            server.watches.add(WatcherType.DATA, request.path, self)
+                    raise
+                if getattr(request, "watch", False):
+                    kind = WatcherType.DATA
+                    if op == OpCode.GET_CHILDREN or op == OpCode.GET_CHILDREN2:
+                        kind = WatcherType.CHILDREN
+                    server.watches.add(kind, request.path, self)  # type: ignore[attr-defined]
+            else:
+                body = self._local(xid, op, request)
+        except CoordError as exc:
+            self._reply(xid, zxid, int(exc.code or ErrorCode.SYSTEM_ERROR), b"")
+            return
+        self._reply(xid, zxid, 0, body)
+
+    def _local(self, xid: int, op: int, request: Record) -> bytes:
+        server = self.server
+        if op == OpCode.PING:
+            return b""
+        if op == OpCode.SYNC:
+            assert isinstance(request, SyncRequest)
+            out = bytearray()
+            write_string(out, request.path)
+            return bytes(out)
+        if op == OpCode.SET_WATCHES or op == OpCode.SET_WATCHES2:
+            assert isinstance(request, (SetWatches, SetWatches2))
+            server.set_watches(self, request)
+            return b""
+        if op == OpCode.ADD_WATCH:
+            assert isinstance(request, AddWatchRequest)
+            from coord.server._tree import validate_path
+
+            validate_path(request.path)
+            if request.mode == AddWatchMode.PERSISTENT:
+                server.watches.add(WatcherType.PERSISTENT, request.path, self)
+            elif request.mode == AddWatchMode.PERSISTENT_RECURSIVE:
+                server.watches.add(WatcherType.PERSISTENT_RECURSIVE, request.path, self)
+            else:
+                from coord.protocol import BadArgumentsError
+
+                raise BadArgumentsError(f"unknown addWatch mode {request.mode}")
+            return _pack_int(0)
+        if op == OpCode.REMOVE_WATCHES or op == OpCode.CHECK_WATCHES:
+            assert isinstance(request, (RemoveWatchesRequest, CheckWatchesRequest))
+            from coord.protocol import NoWatcherError
+
+            if op == OpCode.CHECK_WATCHES:
+                found = server.watches.has(request.type, request.path, self)
+            else:
+                found = server.watches.remove(request.type, request.path, self)
+            if not found:
+                raise NoWatcherError(path=request.path)
+            return b""
+        if op == OpCode.WHO_AM_I:
+            infos = []
+            for ident in self.auth:
+                scheme = server.acl.schemes.get(ident.scheme)
+                user = scheme.user_name(ident.id) if scheme is not None else ident.id
+                infos.append(ClientInfo(ident.scheme, user))
+            return WhoAmIResponse(tuple(infos)).to_bytes()
+        if op == OpCode.RECONFIG:
+            from coord.protocol import ReconfigDisabledError, UnimplementedError
+
+            if server.config is None:  # pragma: no cover - placeholder for the ensemble
+                raise ReconfigDisabledError()
+            raise UnimplementedError("reconfig needs an ensemble; this server is standalone")
+        from coord.protocol import UnimplementedError
+
+        raise UnimplementedError(f"opcode {op} is not supported")
+
+    def applied(self, slot: _Slot, zxid: int, result: ApplyResult) -> None:
+        """A write of this connection was applied: complete it and drain the FIFO."""
+        self.last_zxid = zxid
+        slot.reply = _pack_frame_reply(16 + len(result.body), slot.xid, zxid, result.err)
+        if result.body:
+            slot.reply += result.body
+        slot.done = True
+        self.last_op = _OP_NAMES.get(slot.op, "NA")
+        if slot.op == OpCode.CLOSE_SESSION:
+            self.closing = True
+        self._drain()
+
+    def _drain(self) -> None:
+        pending = self.pending
+        while pending:
+            head = pending[0]
+            if head.done:
+                pending.popleft()
+                assert head.reply is not None
+                self.out += head.reply
+                self.sent += 1
+            elif head.op in _WRITES:
+                break
+            else:
+                pending.popleft()
+                assert head.request is not None
+                self._answer(head.xid, head.op, head.request)
+        self.kick()
+
+
+_OP_NAMES: dict[int, str] = {
+    OpCode.CREATE: "CREA",
+    OpCode.CREATE2: "CREA",
+    OpCode.CREATE_CONTAINER: "CREA",
+    OpCode.CREATE_TTL: "CREA",
+    OpCode.DELETE: "DELE",
+    OpCode.EXISTS: "EXIS",
+    OpCode.GET_DATA: "GETD",
+    OpCode.SET_DATA: "SETD",
+    OpCode.GET_ACL: "GETA",
+    OpCode.SET_ACL: "SETA",
+    OpCode.GET_CHILDREN: "GETC",
+    OpCode.GET_CHILDREN2: "GETC",
+    OpCode.SYNC: "SYNC",
+    OpCode.PING: "PING",
+    OpCode.MULTI: "MULT",
+    OpCode.MULTI_READ: "MLTR",
+    OpCode.CHECK: "CHEC",
+    OpCode.SET_WATCHES: "SETW",
+    OpCode.SET_WATCHES2: "STW2",
+    OpCode.ADD_WATCH: "ADDW",
+    OpCode.CLOSE_SESSION: "CLOS",
+    OpCode.WHO_AM_I: "HOMI",
+}
+
+
+class _Proposal:
+    __slots__ = ("connection", "entry", "slot")
+
+    def __init__(self, entry: Entry, connection: Connection | None, slot: _Slot | None) -> None:
+        self.entry = entry
+        self.connection = connection
+        self.slot = slot
+
+
+class LatencyStats:
+    """Write latency (proposed to applied), in milliseconds, for srvr/stat/mntr."""
+
+    __slots__ = ("count", "max", "min", "total")
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.count = 0
+        self.total = 0
+        self.min = 0
+        self.max = 0
+
+    def add(self, millis: int) -> None:
+        if not self.count or millis < self.min:
+            self.min = millis
+        if millis > self.max:
+            self.max = millis
+        self.count += 1
+        self.total += millis
+
+
+class Server:
+    """A standalone coord server (a one-member ensemble).
+
+    Args:
+        config: the server's settings.
+        plugins: a loaded plugin manager; built from ``config`` when omitted.
+    """
+
+    def __init__(self, config: ServerConfig, plugins: Any = None) -> None:
+        from coord.plugins import auth_schemes, load_plugins, storage_backend, transports
+
+        self.config = config
+        self.plugins = plugins if plugins is not None else load_plugins(config)
+        self.acl = AclPolicy(auth_schemes(self.plugins, config))
+        self.state = StateMachine(self.acl, extended_types=config.extended_types)
+        self.watches = WatchManager()
+        self.tracker = SessionTracker(config.tick_time)
+        self.store = storage_backend(self.plugins, config.storage).open(config)
+        self.transports = transports(self.plugins)
+        self.connections: set[Connection] = set()
+        self.by_session: dict[int, Connection] = {}
+        self.per_ip: dict[str, int] = {}
+        self.addresses: list[tuple[str, int]] = []
+        self.started = time.time()
+        self._proposals: list[_Proposal] = []
+        self._commit_wakeup = anyio.Event()
+        self._closing_sessions: set[int] = set()
+        self._next_session = ((now_ms() << 24) & 0xFFFF_FFFF_FFFF_FFFF) >> 8 | (
+            config.server_id << 56
+        )
+        self._epoch = 0
+        self._counter = 0
+        self.latency = LatencyStats()
+        self.packets_received = 0
+        self.packets_sent = 0
+
+    # --- connections ---------------------------------------------------------------------
+
+    def connection_ids(self, peer: PeerInfo) -> tuple[Id, ...]:
+        ids: list[Id] = []
+        for scheme in self.acl.schemes.values():
+            ids.extend(scheme.connection_ids(peer))
+        return tuple(ids)
+
+    async def handle_connection(self, stream: anyio.abc.ByteStream, peer: PeerInfo) -> None:
+        """Serve one accepted connection (the transports' handler)."""
+        limit = self.config.max_client_connections
+        count = self.per_ip.get(peer.host, 0)
+        if limit and count >= limit:
+            log.warning(
+                "too many connections from %s (max_client_connections=%d); closing", peer.host,
+                limit,
+            )
+            await stream.aclose()
+            return
+        self.per_ip[peer.host] = count + 1
+        connection = Connection(self, stream, peer)
+        self.connections.add(connection)
+        await connection.run()
+
+    def connection_closed(self, connection: Connection) -> None:
+        if connection not in self.connections:
+            return
+        self.connections.discard(connection)
+        count = self.per_ip.get(connection.peer.host, 1) - 1
+        if count > 0:
+            self.per_ip[connection.peer.host] = count
+        else:
+            self.per_ip.pop(connection.peer.host, None)
+        self.watches.remove_watcher(connection)
+        if self.by_session.get(connection.session_id) is connection:
+            del self.by_session[connection.session_id]
+        self.packets_received += connection.received
+        self.packets_sent += connection.sent
+
+    def negotiate_timeout(self, requested: int) -> int:
+        low: int = self.config.effective_min_session_timeout
+        high: int = self.config.effective_max_session_timeout
+        return max(low, min(high, requested))
+
+    def touch(self, connection: Connection) -> None:
+        if connection.session_id:
+            self.tracker.touch(connection.session_id, now_ms())
+
+    # --- sessions --------------------------------------------------------------------------
+
+    def create_session(self, connection: Connection, timeout: int) -> None:
+        session_id = self._next_session
+        self._next_session += 1
+        passwd = os.urandom(16)
+        connection.session_id = session_id
+        slot = _Slot(0, OpCode.CREATE_SESSION, None)
+        self._propose(session_id, OpCode.CREATE_SESSION, CreateSession(timeout, passwd), (),
+                      connection, slot)
+
+    def reattach_session(
+        self, connection: Connection, session_id: int, passwd: bytes, timeout: int
+    ) -> None:
+        session = self.state.sessions.get(session_id)
+        if (
+            session is None
+            or session.passwd != passwd
+            or session_id in self._closing_sessions
+            or session_id not in self.tracker
+        ):
+            log.info("refusing reconnect of session 0x%x from %s: expired or wrong password",
+                     session_id, connection.peer_name)
+            connection.session_refused()
+            return
+        old = self.by_session.get(session_id)
+        if old is not None and old is not connection:
+            old.closing = True
+            old.kick()
+        self.by_session[session_id] = connection
+        self.tracker.add(session_id, timeout, now_ms())
+        connection.session_ready(session_id, session.passwd)
+
+    def _session_applied(self, connection: Connection, entry: Entry) -> None:
+        request = entry.request
+        assert isinstance(request, CreateSession)
+        self.tracker.add(entry.session_id, request.timeout, now_ms())
+        if connection.closing:
+            # The client left before its session was ready: close it again.
+            self.expire(entry.session_id)
+            return
+        self.by_session[entry.session_id] = connection
+        connection.session_ready(entry.session_id, request.passwd)
+
+    def expire(self, session_id: int) -> None:
+        """Close a session through the log (expiry, or its connection never finished)."""
+        if session_id in self._closing_sessions:
+            return
+        self._closing_sessions.add(session_id)
+        self.tracker.remove(session_id)
+        from coord.protocol import CloseSessionRequest
+
+        self._propose(session_id, OpCode.CLOSE_SESSION, CloseSessionRequest(), (), None, None)
+
+    # --- the write path ------------------------------------------------------------------
+
+    def propose(self, connection: Connection, op: int, request: Record, slot: _Slot) -> None:
+        """Turn a client write into a log entry; ``slot`` completes when it is applied."""
+        if op == OpCode.CLOSE_SESSION:
+            self._closing_sessions.add(connection.session_id)
+            self.tracker.remove(connection.session_id)
+        self._propose(connection.session_id, op, request, connection.auth, connection, slot)
+
+    def _propose(
+        self,
+        session_id: int,
+        op: int,
+        request: Record,
+        auth: tuple[Id, ...],
+        connection: Connection | None,
+        slot: _Slot | None,
+    ) -> None:
+        self._counter += 1
+        zxid = (self._epoch << 32) | self._counter
+        entry = Entry(zxid, now_ms(), session_id, op, request, auth)
+        self._proposals.append(_Proposal(entry, connection, slot))
+        self._commit_wakeup.set()
+
+    async def _commit_loop(self) -> None:
+        """Group commit: one durable append per batch, then apply in order."""
+        store = self.store
+        while True:
+            if not self._proposals:
+                self._commit_wakeup = anyio.Event()
+                await self._commit_wakeup.wait()
+                continue
+            batch = self._proposals
+            self._proposals = []
+            await store.append([proposal.entry for proposal in batch])
+            for proposal in batch:
+                self._apply(proposal)
+            self.latency.add(now_ms() - batch[0].entry.time)
+
+    def _apply(self, proposal: _Proposal) -> None:
+        entry = proposal.entry
+        result = self.state.apply(entry)
+        if result.events:
+            trigger = self.watches.trigger
+            zxid = entry.zxid
+            for event_type, path in result.events:
+                for watcher in trigger(event_type, path):
+                    assert isinstance(watcher, Connection)
+                    watcher.notify(event_type, path, zxid)
+        op = entry.type
+        if op == OpCode.CLOSE_SESSION:
+            self._session_closed(entry.session_id)
+        connection = proposal.connection
+        if connection is None:
+            return
+        if op == OpCode.CREATE_SESSION:
+            self._session_applied(connection, entry)
+        elif proposal.slot is not None:
+            connection.applied(proposal.slot, entry.zxid, result)
+
+    def _session_closed(self, session_id: int) -> None:
+        self._closing_sessions.discard(session_id)
+        self.tracker.remove(session_id)
+        connection = self.by_session.pop(session_id, None)
+        if connection is not None:
+            connection.closing = True
+            connection.kick()
+
+    # --- watches -----------------------------------------------------------------------
+
+    def set_watches(self, connection: Connection, request: SetWatches | SetWatches2) -> None:
+        """Re-register watches after a reconnect, firing those whose nodes changed."""
+        from coord.protocol import EventType
+
+        nodes = self.state.nodes
+        relative = request.relative_zxid
+        zxid = self.state.last_zxid
+        add = self.watches.add
+        for path in request.data_watches:
+            node = nodes.get(path)
+            if node is None:
+                connection.notify(EventType.NODE_DELETED, path, zxid)
+            elif node.mzxid > relative:
+                connection.notify(EventType.NODE_DATA_CHANGED, path, zxid)
+            else:
+                add(WatcherType.DATA, path, connection)
+        for path in request.exist_watches:
+            if path in nodes:
+                connection.notify(EventType.NODE_CREATED, path, zxid)
+            else:
+                add(WatcherType.DATA, path, connection)
+        for path in request.child_watches:
+            node = nodes.get(path)
+            if node is None:
+                connection.notify(EventType.NODE_DELETED, path, zxid)
+            elif node.pzxid > relative:
+                connection.notify(EventType.NODE_CHILDREN_CHANGED, path, zxid)
+            else:
+                add(WatcherType.CHILDREN, path, connection)
+        if isinstance(request, SetWatches2):
+            for path in request.persistent_watches:
+                add(WatcherType.PERSISTENT, path, connection)
+            for path in request.persistent_recursive_watches:
+                add(WatcherType.PERSISTENT_RECURSIVE, path, connection)
+
+    # --- background duties -----------------------------------------------------------------
+
+    async def _expire_loop(self) -> None:
+        interval = self.config.tick_time / 2000
+        while True:
+            await anyio.sleep(interval)
+            for session_id in self.tracker.expired(now_ms()):
+                log.info("session 0x%x expired", session_id)
+                self.expire(session_id)
+
+    async def _reap_loop(self) -> None:
+        interval = self.config.container_check_interval / 1000
+        while True:
+            await anyio.sleep(interval)
+            self.reap(now_ms())
+
+    def reap(self, now: int) -> None:
+        """Propose the deletion of empty containers and expired TTL nodes."""
+        from coord.protocol import DeleteRequest
+
+        for path in self.state.reap_candidates(now):
+            self._propose(0, OpCode.DELETE_CONTAINER, DeleteRequest(path, -1), (), None, None)
+
+    # --- running -------------------------------------------------------------------------
+
+    async def serve(self, *, task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED
+                    ) -> None:
+        """Run until cancelled; reports the bound addresses through ``task_status``."""
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._commit_loop)
+                tg.start_soon(self._expire_loop)
+                tg.start_soon(self._reap_loop)
+                for transport in self.transports:
+                    addresses = await tg.start(transport.serve, self.config,
+                                               self.handle_connection)
+                    self.addresses.extend(addresses)
+                for host, port in self.addresses:
+                    log.info("coord serving on %s:%d", host, port)
+                self.plugins.hook.coord_server_started(server=self, addresses=self.addresses)
+                task_status.started(self.addresses)
+        finally:
+            with anyio.CancelScope(shield=True):
+                self.plugins.hook.coord_server_stopping(server=self)
+                await self.store.close()
+
+    def four_letter_word(self, word: str) -> str:
+        """The answer to a four-letter word on the client port."""
+        from ._fourlw import answer
+
+        allowed = self.config.four_letter_words
+        if "*" not in allowed and word not in allowed:
+            return f"{word} is not executed because it is not in the whitelist.\n"
+        return answer(self, word)
+
+
+async def serve(
+    config: ServerConfig, *, task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED
+) -> None:
+    """Run a server with ``config`` until cancelled (``await tg.start(serve, config)``)."""
+    server = Server(config)
+    await server.serve(task_status=task_status)
+
+
+def run(config: ServerConfig) -> int:
+    """Run a server in the foreground until SIGINT or SIGTERM; returns the exit status.
+
+    The first signal drains gracefully; a second one exits at once.
+    """
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            server = Server(config)
+            await tg.start(server.serve)
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for signum in signals:
+                    log.info("received %s; shutting down", signal.Signals(signum).name)
+                    _second_signal_exits()
+                    tg.cancel_scope.cancel()
+                    break
+
+    try:
+        import uvloop  # noqa: F401
+
+        backend_options: dict[str, Any] = {"use_uvloop": True}
+    except ImportError:  # pragma: no cover - uvloop is optional
+        backend_options = {}
+    anyio.run(main, backend="asyncio", backend_options=backend_options)
+    return 0
+
+
+def _second_signal_exits() -> None:
+    def force(signum: int, frame: object) -> None:
+        log.warning("second signal: exiting now")
+        os._exit(1)
+
+    signal.signal(signal.SIGINT, force)
+    signal.signal(signal.SIGTERM, force)
+
+
