@@ -145,7 +145,7 @@ class LoadSpec:
     outstanding: int = 100
     duration: float = 10.0
     warmup: float = 2.0
-    procs: int = 2
+    procs: int = 1
     data_size: int = 100
     mix_write_percent: int = 10
 

@@ -15,7 +15,10 @@ Hooks are synchronous *factories*: pluggy cannot await, so a hook returns object
 methods are async (a :class:`~coord.server._storage.StorageBackend`, an
 :class:`~coord.server._acl.AuthScheme`, a :class:`~coord.server._transport.Transport`).
 No hook is ``firstresult``: every implementation is called and the server combines their
-lists, so two plugins registering the same name is a start-up error naming both.
+lists, so two plugins registering the same name is a start-up error naming both. To name
+the plugin in such errors, :mod:`coord.plugins` calls each implementation of the factory
+hooks itself (so hook wrappers do not apply to them), and delivers the notification hooks to
+every implementation even when one raises.
 
 A hook implementation may accept fewer arguments than the spec lists (pluggy passes only
 those it names), so adding an argument to a spec later does not break existing plugins.
@@ -66,6 +69,7 @@ def coord_storage_backends() -> list[StorageBackend]:
         Backends, each with a ``name`` unique across all plugins (the built-in one is
         ``"memory"``). An empty list (or None) provides none.
     """
+    raise NotImplementedError  # a specification: pluggy never calls it
 
 
 @hookspec
@@ -82,6 +86,7 @@ def coord_auth_schemes(config: ServerConfig) -> list[AuthScheme]:
         Schemes, each with a ``name`` unique across all plugins (built-in: ``world``,
         ``digest``, ``ip``); ``auth`` and ``super`` are reserved.
     """
+    raise NotImplementedError  # a specification: pluggy never calls it
 
 
 @hookspec
@@ -94,6 +99,7 @@ def coord_transports() -> list[Transport]:
     Returns:
         Transports, each with a ``name`` unique across all plugins (built-in: ``tcp``).
     """
+    raise NotImplementedError  # a specification: pluggy never calls it
 
 
 @hookspec

@@ -83,7 +83,8 @@ def error_for_code(code: int, path: str | None = None) -> CoordError:
     """Build the exception for a ZooKeeper result code.
 
     Args:
-        code: a non-zero result code from a reply header or a multi result.
+        code: a result code from a reply header or a multi result (0 in a failed multi's
+            results means the op was rolled back: :class:`RolledBackError`).
         path: the path the failed operation named, for the message.
 
     Returns:
@@ -330,6 +331,7 @@ class ThrottledOpError(CoordError):
     code = ErrorCode.THROTTLED_OP
 
 
+@_register
 class RolledBackError(CoordError):
     """In a failed multi: this op was valid but rolled back because another op failed."""
 

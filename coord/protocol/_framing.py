@@ -77,7 +77,13 @@ class FrameDecoder:
         return frame
 
     def frames(self) -> list[bytes]:
-        """Every complete frame buffered so far, in order."""
+        """Every complete frame buffered so far, in order.
+
+        Raises:
+            FrameTooLargeError: a bad length follows; frames before it are lost with the
+                exception (the connection is closed anyway). Use :meth:`next_frame` to
+                take them one at a time.
+        """
         out: list[bytes] = []
         while (frame := self.next_frame()) is not None:
             out.append(frame)

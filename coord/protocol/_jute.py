@@ -36,11 +36,6 @@ _unpack_long = LONG.unpack_from
 _pack_int = INT.pack
 _pack_long = LONG.pack
 
-_INT_MIN = -(2**31)
-_INT_MAX = 2**31 - 1
-_LONG_MIN = -(2**63)
-_LONG_MAX = 2**63 - 1
-
 
 class Reader:
     """Reads jute primitives from a byte string, checking every bound."""
@@ -61,8 +56,7 @@ class Reader:
         pos = self.pos
         if n > self._end - pos:
             raise ProtocolError(
-                f"truncated record: {what} needs {n} bytes at offset {pos}, "
-                f"{self._end - pos} left"
+                f"truncated record: {what} needs {n} bytes at offset {pos}, {self._end - pos} left"
             )
         self.pos = pos + n
         return pos
@@ -124,18 +118,6 @@ class Reader:
         """Raise if bytes are left over after a complete record."""
         if self.pos != self._end:
             raise ProtocolError(f"{self._end - self.pos} unexpected bytes after {what}")
-
-
-def check_int(value: int) -> int:
-    if not _INT_MIN <= value <= _INT_MAX:
-        raise ProtocolError(f"{value} does not fit a jute int")
-    return value
-
-
-def check_long(value: int) -> int:
-    if not _LONG_MIN <= value <= _LONG_MAX:
-        raise ProtocolError(f"{value} does not fit a jute long")
-    return value
 
 
 def write_int(out: bytearray, value: int) -> None:

@@ -1138,4 +1138,3 @@ ALL_RECORDS: tuple[type[Record], ...] = (
     MultiRequest,
     MultiResponse,
 )
-

@@ -2,20 +2,30 @@
 
 from ._acl import AclPolicy, AuthScheme, DigestScheme, IpScheme, PeerInfo, WorldScheme, digest_id
 from ._apply import ApplyResult, Entry, StateMachine
+from ._config import ConfigError, ServerConfig, load_config
 from ._server import Server, run, serve
+from ._storage import LogStore, StorageBackend
+from ._transport import ConnectionHandler, Transport
 
 __all__ = [
     "AclPolicy",
     "ApplyResult",
     "AuthScheme",
+    "ConfigError",
+    "ConnectionHandler",
     "DigestScheme",
     "Entry",
     "IpScheme",
+    "LogStore",
     "PeerInfo",
     "Server",
+    "ServerConfig",
     "StateMachine",
+    "StorageBackend",
+    "Transport",
     "WorldScheme",
     "digest_id",
+    "load_config",
     "run",
     "serve",
 ]

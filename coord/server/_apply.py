@@ -21,7 +21,19 @@ observe it (e.g. deleting a missing node under a parent without DELETE permissio
 Multi: ops run in order against the live tree, each recording how to undo itself; if one
 fails, the ones before are undone and the results are ZooKeeper's: ``OK`` for ops before
 the failure (rolled back), the failure's code, then ``RuntimeInconsistency`` for the rest.
-The reply header of a failed multi carries code 0; the results carry the errors.
+The reply header of a failed multi carries code 0; the results carry the errors. A multi
+holding anything but creates, delete, setData and check is ``MarshallingError`` as a
+whole (ZooKeeper cannot decode it), and each create runs as the op its flags make it (see
+:func:`_multi_op`).
+
+Node kinds follow ZooKeeper's DataTree: the createContainer and createTTL opcodes make
+containers and TTL nodes; create/create2 make ephemeral or persistent nodes from the flags
+(the CONTAINER flag on a plain create gives a persistent node).
+
+Paths are validated where ZooKeeper validates them, since the error is observable: create,
+setData, setACL and check reject a malformed path with ``BadArguments``; delete only
+rejects a path without ``/`` or with NUL (a malformed one is then ``NoNode``); reads do
+not validate at all (``NoNode``), except exists, which rejects NUL.
 
 Reads (:meth:`StateMachine.read`) run against the local replica only and never change it.
 """
@@ -55,6 +67,7 @@ from coord.protocol import (
     GetDataRequest,
     GetEphemeralsRequest,
     Id,
+    MarshallingError,
     MultiOp,
     MultiRequest,
     NoChildrenForEphemeralsError,
@@ -300,8 +313,6 @@ class StateMachine:
         ttl = request.ttl if isinstance(request, CreateTTLRequest) else -1
         if mode.is_ttl and not self.extended_types:
             raise UnimplementedError("TTL nodes are disabled (extended types are off)")
-        if op == OpCode.CREATE_CONTAINER and not mode.is_container:
-            raise BadArgumentsError("createContainer needs the CONTAINER mode")
         if op == OpCode.CREATE_TTL and not mode.is_ttl:
             raise BadArgumentsError("createTTL needs a TTL mode")
         if mode.is_ttl:
@@ -325,12 +336,14 @@ class StateMachine:
             raise NodeExistsError(path=path)
         if ephemeral_session(parent.ephemeral_owner):
             raise NoChildrenForEphemeralsError(path=path)
-        if mode.is_ephemeral:
-            owner = entry.session_id
-        elif mode.is_container:
+        # As ZooKeeper's DataTree: the opcode makes a container (whatever the flags), the
+        # flags make an ephemeral; create with the CONTAINER flag is a persistent node.
+        if op == OpCode.CREATE_CONTAINER:
             owner = CONTAINER_OWNER
-        elif mode.is_ttl:
+        elif op == OpCode.CREATE_TTL:
             owner = ttl_owner(ttl)
+        elif mode.is_ephemeral:
+            owner = entry.session_id
         else:
             owner = 0
         zxid = entry.zxid
@@ -384,8 +397,11 @@ class StateMachine:
         *,
         check_acl: bool = True,
     ) -> None:
-        validate_path(path)
-        if path == "/" or path in ("/zookeeper", "/zookeeper/quota", "/zookeeper/config"):
+        # ZooKeeper's getParentPathAndValidate: no full path validation here, so a
+        # malformed path that cannot exist (``/a/``, ``/a//b``) is NoNode, not BadArguments.
+        if "/" not in path or "\0" in path:
+            raise BadArgumentsError(f"invalid path {path!r}", path=path)
+        if path in _SPECIAL_PATHS:
             raise BadArgumentsError(f"{path} is a system node and cannot be deleted", path=path)
         parent_path, name = parent_of(path)
         parent = self._lookup(parent_path)
@@ -401,7 +417,7 @@ class StateMachine:
             undo.append(lambda: self._relink(path, parent, name, node))
             undo.append(lambda: _restore_parent(parent, old_cversion, old_pzxid))
         self._remove(path, parent, name, node)
-        parent.cversion = _inc(parent.cversion)
+        # cversion counts creates only (see _tree); the reported one still goes up.
         parent.pzxid = entry.zxid
         events.append((EventType.NODE_DELETED, path))
         events.append((EventType.NODE_CHILDREN_CHANGED, parent_path))
@@ -458,16 +474,19 @@ class StateMachine:
             raise BadVersionError(path=path)
 
     def _multi(self, entry: Entry, request: MultiRequest) -> ApplyResult:
+        for op in request.ops:
+            if op.type not in _MULTI_WRITE_OPS:
+                # ZooKeeper fails to decode a multi mixing reads (or deleteContainer) in.
+                raise MarshallingError(f"opcode {op.type} is not allowed in multi")
         undo: _Undo = []
         events: list[WatchEvent] = []
         bodies: list[tuple[int, bytes]] = []
         failed_at = -1
         failure = 0
-        for index, op in enumerate(request.ops):
+        for index, (op_type, op_request) in enumerate(map(_multi_op, request.ops)):
             try:
-                if op.type not in _MULTI_WRITE_OPS:
-                    raise BadArgumentsError(f"opcode {op.type} is not allowed in multi")
-                bodies.append((op.type, self._write_op(entry, op.type, op.request, events, undo)))
+                body = self._write_op(entry, op_type, op_request, events, undo)
+                bodies.append((_MULTI_RESULT_TYPE.get(op_type, op_type), body))
             except CoordError as exc:
                 assert exc.code is not None
                 failed_at, failure = index, int(exc.code)
@@ -514,7 +533,6 @@ class StateMachine:
             parent = self.nodes[parent_path]
             del self.nodes[path]
             parent.children.discard(name)
-            parent.cversion = _inc(parent.cversion)
             parent.pzxid = entry.zxid
             events.append((EventType.NODE_DELETED, path))
             events.append((EventType.NODE_CHILDREN_CHANGED, parent_path))
@@ -571,6 +589,9 @@ class StateMachine:
             return bytes(out)
         if op == OpCode.EXISTS:
             assert isinstance(request, ExistsRequest)
+            if "\0" in request.path:
+                # The one read ZooKeeper validates (FinalRequestProcessor's exists).
+                raise BadArgumentsError("path contains a null character", path=request.path)
             node = self._read_node(request.path)
             acl.check(node.acl, Perm.READ, auth, request.path)
             return node.stat_bytes()
@@ -604,10 +625,9 @@ class StateMachine:
         if op == OpCode.GET_EPHEMERALS:
             assert isinstance(request, GetEphemeralsRequest)
             prefix = request.prefix_path
-            validate_path(prefix)
             session = self.sessions.get(session_id)
             owned = sorted(session.ephemerals) if session is not None else []
-            if prefix != "/":
+            if prefix and prefix.strip() != "/":
                 owned = [path for path in owned if path.startswith(prefix)]
             out = bytearray()
             write_strings(out, owned)
@@ -618,9 +638,10 @@ class StateMachine:
         raise UnimplementedError(f"opcode {op} is not a read")
 
     def _read_node(self, path: str) -> Node:
+        # Reads do not validate the path (as ZooKeeper's FinalRequestProcessor): a path
+        # that cannot exist is simply NoNode.
         node = self.nodes.get(path)
         if node is None:
-            validate_path(path)
             raise NoNodeError(path=path)
         return node
 
@@ -640,12 +661,11 @@ class StateMachine:
         return total
 
     def _multi_read(self, request: MultiRequest, auth: tuple[Id, ...], session_id: int) -> bytes:
-        out = bytearray()
         for op in request.ops:
             if op.type not in (OpCode.GET_DATA, OpCode.GET_CHILDREN):
-                out += _pack_multi_header(-1, False, ErrorCode.BAD_ARGUMENTS)
-                out += _pack_int(ErrorCode.BAD_ARGUMENTS)
-                continue
+                raise MarshallingError(f"opcode {op.type} is not allowed in multiRead")
+        out = bytearray()
+        for op in request.ops:
             try:
                 body = self.read(op.type, op.request, auth, session_id)
             except CoordError as exc:
@@ -672,6 +692,9 @@ class StateMachine:
         return total
 
 
+#: Nodes ZooKeeper's ``DataTree.isSpecialPath`` protects from deletion.
+_SPECIAL_PATHS = frozenset({"/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"})
+
 _MULTI_WRITE_OPS = frozenset(
     {
         OpCode.CREATE,
@@ -683,6 +706,42 @@ _MULTI_WRITE_OPS = frozenset(
         OpCode.CHECK,
     }
 )
+
+
+_CREATE_OPS = frozenset({OpCode.CREATE, OpCode.CREATE2, OpCode.CREATE_CONTAINER, OpCode.CREATE_TTL})
+#: The result type of each create in a multi (FinalRequestProcessor's CreateResult).
+_MULTI_RESULT_TYPE: dict[int, int] = {
+    OpCode.CREATE_CONTAINER: OpCode.CREATE2,
+    OpCode.CREATE_TTL: OpCode.CREATE2,
+}
+
+
+def _multi_op(op: MultiOp) -> tuple[int, Record]:
+    """The op a multi really runs: ZooKeeper rebuilds each create from its flags.
+
+    The server decodes a multi into ``Op.create(path, data, acl, flags[, ttl])``, whose
+    type follows the flags, not the opcode sent: CONTAINER flags make a createContainer,
+    TTL flags (with a TTL request) a createTTL, anything else a plain create -- so create2
+    answers with a path only, and a TTL request without TTL flags forgets its TTL.
+    """
+    request = op.request
+    if op.type not in _CREATE_OPS:
+        return op.type, request
+    assert isinstance(request, (CreateRequest, CreateTTLRequest))
+    flags = request.flags
+    if flags == CreateMode.CONTAINER:
+        return OpCode.CREATE_CONTAINER, _plain_create(request)
+    if isinstance(request, CreateTTLRequest):
+        if flags in (CreateMode.PERSISTENT_WITH_TTL, CreateMode.PERSISTENT_SEQUENTIAL_WITH_TTL):
+            return OpCode.CREATE_TTL, request
+        return OpCode.CREATE, _plain_create(request)
+    return OpCode.CREATE, request
+
+
+def _plain_create(request: CreateRequest | CreateTTLRequest) -> CreateRequest:
+    if isinstance(request, CreateRequest):
+        return request
+    return CreateRequest(request.path, request.data, request.acl, request.flags)
 
 
 def _restore_parent(parent: Node, cversion: int, pzxid: int) -> None:

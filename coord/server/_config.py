@@ -24,6 +24,7 @@ import base64
 import binascii
 import dataclasses
 import difflib
+import inspect
 import os
 import tomllib
 import types
@@ -44,7 +45,8 @@ __all__ = [
 
 #: Every four-letter word the server knows (ZooKeeper's ``4lw.commands.whitelist`` names).
 FOUR_LETTER_WORDS: Final[frozenset[str]] = frozenset(
-    "ruok srvr stat mntr envi conf cons wchs wchc wchp isro dump crst srst dirs".split()
+    {"ruok", "srvr", "stat", "mntr", "envi", "conf", "cons", "wchs"}
+    | {"wchc", "wchp", "isro", "dump", "crst", "srst", "dirs"}
 )
 
 #: Environment variables ``COORD_<FIELD NAME IN UPPER CASE>`` set :class:`ServerConfig` fields.
@@ -80,7 +82,7 @@ def _doc(default: Any, doc: str) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
-    """Everything a coord server is configured with (the table below lists every field).
+    """Everything a coord server is configured with (every field is listed below).
 
     Every field can be set by a TOML key of the same name (``data_dir`` or ``data-dir``),
     an environment variable ``COORD_<NAME>`` (``COORD_DATA_DIR``) and a command-line flag
@@ -145,8 +147,7 @@ class ServerConfig:
                 object.__setattr__(self, f.name, value)
             if not _has_type(value, hint):
                 raise ConfigError(
-                    f"{f.name} must be {_type_name(hint)}, not {type(value).__name__} "
-                    f"({value!r})",
+                    f"{f.name} must be {_type_name(hint)}, not {type(value).__name__} ({value!r})",
                     key=f.name,
                 )
         if isinstance(self.handshake_timeout, int):
@@ -241,17 +242,6 @@ _FIELD_TYPES: Final[dict[str, Any]] = typing.get_type_hints(ServerConfig)
 _FIELDS: Final[dict[str, dataclasses.Field[Any]]] = {
     f.name: f for f in dataclasses.fields(ServerConfig)
 }
-
-
-def _field_table() -> str:
-    rows = []
-    for f in dataclasses.fields(ServerConfig):
-        rows.append(f"    ``{f.name}`` ({_type_name(_FIELD_TYPES[f.name])}, default "
-                    f"``{f.default!r}``)\n        {f.metadata['doc']}")
-    return "\n\nFields:\n\n" + "\n".join(rows) + "\n"
-
-
-ServerConfig.__doc__ = (ServerConfig.__doc__ or "") + _field_table()
 
 
 def _is_optional(hint: Any) -> bool:
@@ -468,3 +458,16 @@ def load_config(
             raise
         source = origin[exc.key]
         raise ConfigError(f"{exc} (from {source})", key=exc.key, source=source) from None
+
+
+def _field_table() -> str:
+    rows = []
+    for f in dataclasses.fields(ServerConfig):
+        rows.append(
+            f"    ``{f.name}`` ({_type_name(_FIELD_TYPES[f.name])}, default "
+            f"``{f.default!r}``)\n        {f.metadata['doc']}"
+        )
+    return "\n\nFields:\n\n" + "\n".join(rows) + "\n"
+
+
+ServerConfig.__doc__ = inspect.cleandoc(ServerConfig.__doc__ or "") + _field_table()

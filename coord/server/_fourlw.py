@@ -8,6 +8,7 @@ the server answers in text and closes the connection. Formats follow ZooKeeper's
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import socket
@@ -93,9 +94,8 @@ def _connection_line(connection: object, full: bool) -> str:
 
 def _stat(server: Server) -> str:
     clients = "".join(_connection_line(c, False) for c in server.connections)
-    return (
-        f"Zookeeper version: {ZOOKEEPER_VERSION}, {_BUILT}\nClients:\n{clients}\n"
-        + _srvr_body(server)
+    return f"Zookeeper version: {ZOOKEEPER_VERSION}, {_BUILT}\nClients:\n{clients}\n" + _srvr_body(
+        server
     )
 
 
@@ -253,10 +253,8 @@ def _dirs(server: Server) -> str:
     total = 0
     for root, _dirs, files in os.walk(server.config.data_dir):
         for name in files:
-            try:
+            with contextlib.suppress(OSError):
                 total += os.path.getsize(os.path.join(root, name))
-            except OSError:
-                pass
     return f"datadir_size: {total}\nlogdir_size: 0\n"
 
 

@@ -38,6 +38,14 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from coord.plugins import (
+    auth_schemes,
+    load_plugins,
+    notify_server_started,
+    notify_server_stopping,
+    storage_backend,
+    transports,
+)
 from coord.protocol import (
     PROTOCOL_VERSION,
     AddWatchMode,
@@ -134,10 +142,26 @@ _LOCAL = frozenset(
 #: Four-letter words: the int a client sends in place of a frame length.
 FOUR_LETTER_WORDS = {
     int.from_bytes(word.encode(), "big"): word
-    for word in (
-        "ruok srvr stat mntr envi conf cons wchs wchc wchp isro dump crst srst dirs "
-        "gtmk stmk hash"
-    ).split()
+    for word in [
+        "ruok",
+        "srvr",
+        "stat",
+        "mntr",
+        "envi",
+        "conf",
+        "cons",
+        "wchs",
+        "wchc",
+        "wchp",
+        "isro",
+        "dump",
+        "crst",
+        "srst",
+        "dirs",
+        "gtmk",
+        "stmk",
+        "hash",
+    ]
 }
 
 _OUT_LIMIT = 64 * 1024 * 1024
@@ -176,7 +200,8 @@ class Connection:
         self.closing = False
         self._wakeup: anyio.Event | None = None
         self._established = anyio.Event()
-        self._closed = anyio.Event()
+        self._writer_done = anyio.Event()
+        self._reader_scope = anyio.CancelScope()
         self.started_wall = time.time()
         self.last_zxid = 0
         self.received = 0
@@ -221,18 +246,26 @@ class Connection:
         self.kick()
 
     async def _writer(self) -> None:
+        """Send queued output; when the connection is closing and drained, end the reader."""
         stream = self.stream
-        while True:
-            if not self.out:
-                if self.closing:
-                    return
-                wakeup = self._wakeup = anyio.Event()
-                await wakeup.wait()
-                continue
-            data = self.out
-            self.out = bytearray()
-            # Transports accept any buffer; the old bytearray is never mutated again.
-            await stream.send(data)  # type: ignore[arg-type]
+        try:
+            while True:
+                if not self.out:
+                    if self.closing:
+                        return
+                    wakeup = self._wakeup = anyio.Event()
+                    await wakeup.wait()
+                    continue
+                data = self.out
+                self.out = bytearray()
+                # Transports accept any buffer; the old bytearray is never mutated again.
+                await stream.send(data)  # type: ignore[arg-type]
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            pass
+        finally:
+            self.closing = True
+            self._writer_done.set()
+            self._reader_scope.cancel()
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -243,38 +276,40 @@ class Connection:
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._writer)
-                try:
-                    with anyio.fail_after(server.config.handshake_timeout):
-                        handshake = await self._read_handshake(decoder)
-                    if handshake is not None:
-                        await self._handshake(handshake)
-                        await self._established.wait()
-                        if not self.closing:
-                            await self._serve(decoder)
-                except TimeoutError:
-                    log.info("closing %s: no handshake within %.1f s", self.peer_name,
-                             server.config.handshake_timeout)
-                except ProtocolError as exc:
-                    log.warning("closing %s: %s", self.peer_name, exc)
-                except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError,
-                        ConnectionError):
-                    pass
+                with self._reader_scope:
+                    try:
+                        with anyio.fail_after(server.config.handshake_timeout):
+                            handshake = await self._read_handshake(decoder)
+                        if handshake is not None:
+                            await self._handshake(handshake)
+                            await self._established.wait()
+                            if not self.closing:
+                                await self._serve(decoder)
+                    except TimeoutError:
+                        log.info(
+                            "closing %s: no handshake within %.1f s",
+                            self.peer_name,
+                            server.config.handshake_timeout,
+                        )
+                    except ProtocolError as exc:
+                        log.warning("closing %s: %s", self.peer_name, exc)
+                    except (
+                        anyio.EndOfStream,
+                        anyio.BrokenResourceError,
+                        anyio.ClosedResourceError,
+                        OSError,
+                    ):
+                        pass
                 # Let the writer drain what is queued (a final reply, a 4lw answer).
                 self.closing = True
                 self.kick()
                 with anyio.move_on_after(1):
-                    await self._closed_writer(tg)
+                    await self._writer_done.wait()
                 tg.cancel_scope.cancel()
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, ConnectionError, OSError):
-            pass
         finally:
             server.connection_closed(self)
             with anyio.CancelScope(shield=True):
                 await self.stream.aclose()
-
-    async def _closed_writer(self, tg: anyio.abc.TaskGroup) -> None:
-        while self.out:
-            await anyio.sleep(0.001)
 
     @property
     def peer_name(self) -> str:
@@ -301,7 +336,9 @@ class Connection:
         if request.last_zxid_seen > server.state.last_zxid:
             log.warning(
                 "refusing session request from %s: it has seen zxid 0x%x, ours is 0x%x",
-                self.peer_name, request.last_zxid_seen, server.state.last_zxid,
+                self.peer_name,
+                request.last_zxid_seen,
+                server.state.last_zxid,
             )
             self.closing = True
             self._established.set()
@@ -589,8 +626,6 @@ class Server:
     """
 
     def __init__(self, config: ServerConfig, plugins: Any = None) -> None:
-        from coord.plugins import auth_schemes, load_plugins, storage_backend, transports
-
         self.config = config
         self.plugins = plugins if plugins is not None else load_plugins(config)
         self.acl = AclPolicy(auth_schemes(self.plugins, config))
@@ -630,7 +665,8 @@ class Server:
         count = self.per_ip.get(peer.host, 0)
         if limit and count >= limit:
             log.warning(
-                "too many connections from %s (max_client_connections=%d); closing", peer.host,
+                "too many connections from %s (max_client_connections=%d); closing",
+                peer.host,
                 limit,
             )
             await stream.aclose()
@@ -672,8 +708,9 @@ class Server:
         passwd = os.urandom(16)
         connection.session_id = session_id
         slot = _Slot(0, OpCode.CREATE_SESSION, None)
-        self._propose(session_id, OpCode.CREATE_SESSION, CreateSession(timeout, passwd), (),
-                      connection, slot)
+        self._propose(
+            session_id, OpCode.CREATE_SESSION, CreateSession(timeout, passwd), (), connection, slot
+        )
 
     def reattach_session(
         self, connection: Connection, session_id: int, passwd: bytes, timeout: int
@@ -685,8 +722,11 @@ class Server:
             or session_id in self._closing_sessions
             or session_id not in self.tracker
         ):
-            log.info("refusing reconnect of session 0x%x from %s: expired or wrong password",
-                     session_id, connection.peer_name)
+            log.info(
+                "refusing reconnect of session 0x%x from %s: expired or wrong password",
+                session_id,
+                connection.peer_name,
+            )
             connection.session_refused()
             return
         old = self.by_session.get(session_id)
@@ -848,8 +888,9 @@ class Server:
 
     # --- running -------------------------------------------------------------------------
 
-    async def serve(self, *, task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED
-                    ) -> None:
+    async def serve(
+        self, *, task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         """Run until cancelled; reports the bound addresses through ``task_status``."""
         try:
             async with anyio.create_task_group() as tg:
@@ -857,16 +898,15 @@ class Server:
                 tg.start_soon(self._expire_loop)
                 tg.start_soon(self._reap_loop)
                 for transport in self.transports:
-                    addresses = await tg.start(transport.serve, self.config,
-                                               self.handle_connection)
+                    addresses = await tg.start(transport.serve, self.config, self.handle_connection)
                     self.addresses.extend(addresses)
                 for host, port in self.addresses:
                     log.info("coord serving on %s:%d", host, port)
-                self.plugins.hook.coord_server_started(server=self, addresses=self.addresses)
+                notify_server_started(self.plugins, self, self.addresses)
                 task_status.started(self.addresses)
         finally:
             with anyio.CancelScope(shield=True):
-                self.plugins.hook.coord_server_stopping(server=self)
+                notify_server_stopping(self.plugins, self)
                 await self.store.close()
 
     def four_letter_word(self, word: str) -> str:
@@ -921,5 +961,3 @@ def _second_signal_exits() -> None:
 
     signal.signal(signal.SIGINT, force)
     signal.signal(signal.SIGTERM, force)
-
-

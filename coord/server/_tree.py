@@ -12,9 +12,18 @@ Stat fields are stored on the node and packed on demand: ``dataLength`` and
 ``numChildren`` are derived from the data and the children set, so they can never
 disagree with them.
 
+``cversion`` is stored as ZooKeeper stores it (``StatPersisted``): the number of child
+*creations*, which is also the next sequential suffix. Deletions do not touch it. The
+Stat a client sees reports ``2 * cversion - numChildren`` (ZooKeeper's
+``DataNode.copyStat``), i.e. creations plus deletions for a node whose children were all
+created through it -- so a delete bumps the reported cversion, yet sequential numbers
+count creates only. The system nodes, whose children were never "created", report
+negative values (``/zookeeper``: -2), as in ZooKeeper.
+
 Ephemeral owners use ZooKeeper's encoding (``EphemeralType.java``): a session id for an
 ephemeral node, ``Long.MIN_VALUE`` for a container, and ``0xff`` in the high byte with the
-TTL in the low 40 bits for a TTL node.
+TTL in the low 40 bits for a TTL node. Only a session id is shown to clients: the Stat of
+a container or TTL node reports ephemeralOwner 0 (``DataNode.getClientEphemeralOwner``).
 """
 
 from __future__ import annotations
@@ -104,34 +113,36 @@ class Node:
     def stat_bytes(self) -> bytes:
         """The jute encoding of this node's Stat."""
         data = self.data
+        children = len(self.children)
         return _pack_stat(
             self.czxid,
             self.mzxid,
             self.ctime,
             self.mtime,
             self.version,
-            self.cversion,
+            _reported_cversion(self.cversion, children),
             self.aversion,
-            self.ephemeral_owner,
+            ephemeral_session(self.ephemeral_owner),
             0 if data is None else len(data),
-            len(self.children),
+            children,
             self.pzxid,
         )
 
     def stat(self) -> Stat:
-        """This node's Stat as a record."""
+        """This node's Stat as a record (as a client sees it)."""
         data = self.data
+        children = len(self.children)
         return Stat(
             self.czxid,
             self.mzxid,
             self.ctime,
             self.mtime,
             self.version,
-            self.cversion,
+            _reported_cversion(self.cversion, children),
             self.aversion,
-            self.ephemeral_owner,
+            ephemeral_session(self.ephemeral_owner),
             0 if data is None else len(data),
-            len(self.children),
+            children,
             self.pzxid,
         )
 
@@ -142,6 +153,12 @@ class Node:
             setattr(twin, name, getattr(self, name))
         twin.children = set(self.children)
         return twin
+
+
+def _reported_cversion(creates: int, children: int) -> int:
+    """ZooKeeper's ``cversion * 2 - numChildren``, in Java int arithmetic."""
+    value = (creates * 2 - children) & 0xFFFF_FFFF
+    return value - (1 << 32) if value >> 31 else value
 
 
 def _bad(path: str, reason: str) -> BadArgumentsError:
@@ -163,10 +180,9 @@ def validate_path(path: str) -> None:
         return
     if path[-1] == "/":
         raise _bad(path, "must not end with /")
-    if path.isascii() and "//" not in path and "/." not in path:
+    if path.isascii() and "//" not in path and "/." not in path and path.isprintable():
         # Fast path: printable ASCII with no empty or dot segment needs no further scan.
-        if path.isprintable():
-            return
+        return
     for segment in path[1:].split("/"):
         if not segment:
             raise _bad(path, "empty node name")
@@ -176,12 +192,7 @@ def validate_path(path: str) -> None:
         c = ord(ch)
         if c == 0:
             raise _bad(path, "null character")
-        if (
-            c <= 0x1F
-            or 0x7F <= c <= 0x9F
-            or 0xD800 <= c <= 0xF8FF
-            or 0xFFF0 <= c <= 0xFFFF
-        ):
+        if c <= 0x1F or 0x7F <= c <= 0x9F or 0xD800 <= c <= 0xF8FF or 0xFFF0 <= c <= 0xFFFF:
             raise _bad(path, f"invalid character U+{c:04X}")
 
 
@@ -197,6 +208,13 @@ def system_nodes() -> dict[str, Node]:
     zookeeper = Node(b"", OPEN_ACL_UNSAFE, 0, 0)
     quota = Node(b"", OPEN_ACL_UNSAFE, 0, 0)
     config = Node(b"", READ_ACL_UNSAFE, 0, 0)
+    # ZooKeeper sets this ACL with DataTree.setACL(path, acl, -1), storing aversion -1.
+    config.aversion = -1
     root.children.add("zookeeper")
     zookeeper.children.update(("quota", "config"))
-    return {"/": root, "/zookeeper": zookeeper, "/zookeeper/quota": quota, "/zookeeper/config": config}
+    return {
+        "/": root,
+        "/zookeeper": zookeeper,
+        "/zookeeper/quota": quota,
+        "/zookeeper/config": config,
+    }

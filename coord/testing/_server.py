@@ -64,7 +64,7 @@ class CoordServerThread:
         self._config = _config(**config)
         self._portal_cm: Any = None
         self._portal: BlockingPortal | None = None
-        self._server_cm: Any = None
+        self._future: Any = None
         self.server: Any = None
 
     def start(self) -> CoordServerThread:

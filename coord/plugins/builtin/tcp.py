@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import anyio.abc
@@ -74,7 +74,7 @@ class TcpTransport:
                 _host_port(sub.extra(SocketAttribute.local_address)) for sub in listener.listeners
             ]
             for sub in listener.listeners:
-                tg.start_soon(self._accept_loop, sub, handler, tg)
+                tg.start_soon(self._accept_loop, cast(anyio.abc.SocketListener, sub), handler, tg)
             task_status.started(addresses)
 
     async def _accept_loop(
