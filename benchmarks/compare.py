@@ -36,6 +36,11 @@ from benchmarks.loadgen import SCENARIOS, LoadSpec, Result
 __all__ = ["CoordServer", "Machine", "main"]
 
 _COORD_START_TIMEOUT = 30.0
+#: Given to every coord server: as ZooKeeper here (maxClientCnxns=0), no per-IP connection
+#: limit; data beside ZooKeeper's, on the same file system (used once storage is durable).
+COORD_ARGS = ("--max-client-connections", "0", "--data-dir", "{datadir}")
+#: A run is flagged when other processes kept this many cores busy on average.
+_DISTURBED = 0.2
 
 #: Printed under every table while coord's durable store has not landed.
 CAVEAT = (
@@ -170,7 +175,7 @@ class CoordServer:
             "127.0.0.1",
             "--port",
             str(self.port),
-            *(arg.replace("{datadir}", str(data_dir)) for arg in extra_args),
+            *(arg.replace("{datadir}", str(data_dir)) for arg in (*COORD_ARGS, *extra_args)),
         ]
         self.log_path = directory / "coord.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -299,7 +304,7 @@ def render(
     header = ("measure", "ZooKeeper", "coord", "coord/ZK")
     setup = (
         f"throughput scenarios: {spec.sessions} sessions x {spec.outstanding} outstanding, "
-        f"{spec.procs} load-generator processes, {spec.warmup:g} s warm-up + "
+        f"{spec.procs} load-generator process(es), {spec.warmup:g} s warm-up + "
         f"{spec.duration:g} s measured, {spec.data_size} B data; latency: 1 session, "
         "1 request in flight"
     )
@@ -309,6 +314,13 @@ def render(
         f"coord: {coord_status}",
     ]
     details = [_detail(name, r) for row in rows for name, r in _runs(row)]
+    disturbed = [r for row in rows for _, r in _runs(row) if _other_cores(r) > _DISTURBED]
+    if disturbed:
+        notes.append(
+            f"{len(disturbed)} run(s) shared the machine with other load (> {_DISTURBED} "
+            "cores busy outside the server and the generator, see 'other' below); "
+            "their numbers are less reliable."
+        )
     if style == "docs-table":
         out = [f"`{command}`", "", *[f"- {line}" for line in machine.lines()], f"- {setup}", ""]
         out.append("| " + " | ".join(header) + " |")
@@ -327,6 +339,13 @@ def render(
     out += [line(cells) for cells in table]
     out += ["", *notes, "", "runs:", *details]
     return "\n".join(out) + "\n"
+
+
+def _other_cores(result: Result) -> float:
+    if result.machine_cpu is None or result.server_cpu is None or not result.seconds:
+        return 0.0
+    other = result.machine_cpu - result.server_cpu - result.client_cpu
+    return other / result.seconds
 
 
 def _runs(row: _Row) -> Iterator[tuple[str, Result]]:
@@ -368,8 +387,9 @@ def _argument_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--rounds",
         type=int,
-        default=1,
-        help="runs per scenario and server; the table shows medians",
+        default=3,
+        help="runs per scenario and server, alternating which server goes first; the "
+        "table shows medians and ranges (default: 3)",
     )
     parser.add_argument(
         "--output",

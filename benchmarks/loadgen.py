@@ -56,10 +56,10 @@ import struct
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import repeat
-from typing import Any, TextIO, cast
+from typing import Any, TextIO, TypeVar, cast
 
 from coord.protocol import (
     ACL,
@@ -74,9 +74,11 @@ from coord.protocol import (
     GetChildrenRequest,
     GetChildrenResponse,
     GetDataRequest,
+    GetDataResponse,
     Id,
     OpCode,
     Perm,
+    ProtocolError,
     Record,
     ReplyHeader,
     RequestHeader,
@@ -116,6 +118,8 @@ _HIST_US = 100_000  # 1 us buckets up to 100 ms; slower replies are kept exactly
 _CLOSE_XID = 0x7FFF_FFFF
 _DRAIN_TIMEOUT = 5.0
 _CONNECT_TIMEOUT = 10.0
+
+_T = TypeVar("_T")
 
 
 # --- what to run and what came out ------------------------------------------------------
@@ -221,24 +225,47 @@ def _data_path(root: str, index: int) -> str:
     return f"{root}/n{index}"
 
 
-def _templates(spec: LoadSpec, root: str, node: int) -> tuple[list[bytearray], list[int]]:
-    """The request templates of a session and the cycle of template indices it sends."""
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What one session sends, and what its good replies look like.
+
+    Attributes:
+        cycle: The requests to send in turn, as (template, write bit); the write bit is
+            the low bit of the xid, so a reply tells whether its request was a write
+            (setData, or the delete of create/delete).
+        reply_length: The frame length of a successful reply to a read (index 0) and to a
+            write (index 1); -1 where it varies (a create's reply holds the new path).
+    """
+
+    cycle: list[tuple[bytearray, int]]
+    reply_length: tuple[int, int]
+
+
+_STAT_SIZE = 68
+_REPLY_HEADER_SIZE = 16
+
+
+def _plan(spec: LoadSpec, root: str, node: int) -> _Plan:
+    """The requests a session sends (``node`` picks its data node) and their replies."""
     data = b"x" * spec.data_size
     path = _data_path(root, node)
     get = encode_request(0, OpCode.GET_DATA, GetDataRequest(path, False))
     put = encode_request(0, OpCode.SET_DATA, SetDataRequest(path, data, -1))
+    get_reply = _REPLY_HEADER_SIZE + 4 + spec.data_size + _STAT_SIZE  # data, Stat
+    set_reply = _REPLY_HEADER_SIZE + _STAT_SIZE  # Stat
     if spec.scenario == "create-delete":
         create = CreateRequest(f"{root}/e-", data, _OPEN_ACL, int(CreateMode.EPHEMERAL_SEQUENTIAL))
-        return [encode_request(0, OpCode.CREATE, create)], [0]
+        # Only creates come from the cycle; each create's reply triggers its delete.
+        return _Plan([(encode_request(0, OpCode.CREATE, create), 0)], (-1, _REPLY_HEADER_SIZE))
     if spec.scenario == "set":
-        return [put], [0]
+        return _Plan([(put, 1)], (-1, set_reply))
     if spec.scenario == "mix":
         # An even spread, e.g. 10 %: one set every ten requests, per session.
         writes = spec.mix_write_percent
-        divisor = math.gcd(writes, 100)
-        cycle = [1 if (i * writes) % 100 < writes else 0 for i in range(100 // divisor)]
-        return [get, put], cycle
-    return [get], [0]  # get, latency
+        period = 100 // math.gcd(writes, 100)
+        cycle = [(put, 1) if (i * writes) % 100 < writes else (get, 0) for i in range(period)]
+        return _Plan(cycle, (get_reply, set_reply))
+    return _Plan([(get, 0)], (get_reply, -1))  # get, latency
 
 
 # --- the hot path: one session ---------------------------------------------------------
@@ -247,10 +274,11 @@ def _templates(spec: LoadSpec, root: str, node: int) -> tuple[list[bytearray], l
 class _Stats:
     """What the sessions of one worker process accumulate (single-threaded, no locks)."""
 
-    __slots__ = ("count", "end", "errors", "hist", "over", "start", "warm_end")
+    __slots__ = ("count", "end", "errors", "hist", "over", "start", "warm_end", "writes")
 
     def __init__(self) -> None:
-        self.count = 0
+        self.count = 0  # replies inside the measured window
+        self.writes = 0  # successful replies to writes over the whole run (for verification)
         self.errors: dict[str, int] = {}
         self.hist = [0] * _HIST_US
         self.over: list[int] = []
@@ -275,14 +303,13 @@ class _Session(asyncio.Protocol):
     def __init__(
         self,
         stats: _Stats,
-        templates: list[bytearray],
-        cycle: list[int],
+        plan: _Plan,
         outstanding: int,
         create_delete: bool,
     ) -> None:
         self.stats = stats
-        self.templates = templates
-        self.cycle = cycle
+        self.cycle = plan.cycle
+        self.reply_length = plan.reply_length
         self.outstanding = outstanding
         self.create_delete = create_delete
         self.transport: asyncio.Transport | None = None
@@ -351,9 +378,9 @@ class _Session(asyncio.Protocol):
 
     def _next_request(self, out: bytearray) -> None:
         """Append the next request of the cycle (a create, for create/delete)."""
-        template = self.templates[self.cycle[self.turn]]
+        template, bit = self.cycle[self.turn]
         self.turn = (self.turn + 1) % len(self.cycle)
-        _INT.pack_into(template, _XID_OFFSET, self.seq << 1)
+        _INT.pack_into(template, _XID_OFFSET, self.seq << 1 | bit)
         self.seq = (self.seq + 1) & _SEQ_MASK
         out += template
 
@@ -377,9 +404,10 @@ class _Session(asyncio.Protocol):
         measuring = stats.warm_end <= now and sending
         hist = stats.hist
         popleft = self.sent.popleft
-        templates = self.templates
         cycle = self.cycle
         ncycle = len(cycle)
+        reply_length = self.reply_length
+        writes = 0
         create_delete = self.create_delete
         unpack = _FRAME_REPLY.unpack_from
         out = bytearray()
@@ -413,6 +441,12 @@ class _Session(asyncio.Protocol):
             self.ack = (self.ack + 1) & _SEQ_MASK
             if err:
                 stats.error(_error_name(err))
+            else:
+                bit = xid & 1
+                writes += bit
+                expected = reply_length[bit]
+                if length != expected and expected >= 0:
+                    stats.error("bad-reply-length")
             if sending:
                 if create_delete and not xid & 1 and not err:
                     # A create succeeded: delete the node it made (path = reply body).
@@ -423,9 +457,9 @@ class _Session(asyncio.Protocol):
                     out += _ANY_VERSION
                     self.seq = (self.seq + 1) & _SEQ_MASK
                 else:
-                    template = templates[cycle[self.turn]]
+                    template, bit = cycle[self.turn]
                     self.turn = (self.turn + 1) % ncycle
-                    _INT.pack_into(template, _XID_OFFSET, self.seq << 1)
+                    _INT.pack_into(template, _XID_OFFSET, self.seq << 1 | bit)
                     self.seq = (self.seq + 1) & _SEQ_MASK
                     out += template
                 new += 1
@@ -434,6 +468,7 @@ class _Session(asyncio.Protocol):
             self.rest = data[pos:]
         if measuring:
             stats.count += replies
+        stats.writes += writes
         self._write(out, new)
         if not sending and not self.sent and not self.drained.done():
             self.drained.set_result(None)
@@ -519,10 +554,10 @@ async def _worker(
     create_delete = spec.scenario == "create-delete"
 
     async def connect(node: int) -> _Session:
-        templates, cycle = _templates(spec, root, node)
+        plan = _plan(spec, root, node)
 
         def factory() -> _Session:
-            return _Session(stats, templates, cycle, spec.outstanding, create_delete)
+            return _Session(stats, plan, spec.outstanding, create_delete)
 
         _, session = await loop.create_connection(factory, spec.host, spec.port)
         await session.handshake
@@ -564,6 +599,7 @@ async def _worker(
             session.transport.close()
     return {
         "count": stats.count,
+        "writes": stats.writes,
         "errors": stats.errors,
         "hist": {us: n for us, n in enumerate(stats.hist) if n},
         "over": stats.over,
@@ -639,6 +675,41 @@ async def _setup(spec: LoadSpec, root: str) -> None:
         await client.close()
 
 
+async def _verify(spec: LoadSpec, root: str, writes: int | None) -> list[str]:
+    """Check that the server kept what it acknowledged; return the discrepancies.
+
+    Every data node must hold the data written at setup; for ``set`` and ``mix`` the data
+    nodes' versions must add up to the setData replies that reported success (``writes``,
+    ``None`` when unknown because replies went missing); for ``create-delete`` no
+    ephemeral node may outlive its session.
+    """
+    problems: list[str] = []
+    client = await _SimpleClient.connect(spec.host, spec.port)
+    try:
+        if spec.scenario == "create-delete":
+            err, body = await client.request(OpCode.GET_CHILDREN, GetChildrenRequest(root, False))
+            left = len(GetChildrenResponse.from_bytes(body).children) if not err else 0
+            if err or left:
+                problems.append(f"{left} ephemeral node(s) outlived their sessions")
+            return problems
+        versions = 0
+        for node in range(spec.sessions):
+            path = _data_path(root, node)
+            err, body = await client.request(OpCode.GET_DATA, GetDataRequest(path, False))
+            if err:
+                problems.append(f"getData {path}: {_error_name(err)}")
+                continue
+            reply = GetDataResponse.from_bytes(body)
+            if reply.data != b"x" * spec.data_size:
+                problems.append(f"{path} holds other data than was written")
+            versions += reply.stat.version
+        if writes is not None and versions != writes:
+            problems.append(f"{writes} setData acknowledged, node versions add up to {versions}")
+    finally:
+        await client.close()
+    return problems
+
+
 async def _cleanup(spec: LoadSpec, root: str) -> list[str]:
     """Delete the scenario's root and children; return problems (best effort)."""
     problems: list[str] = []
@@ -669,11 +740,10 @@ def probe(host: str, port: int, timeout: float = 5.0) -> None:
     """
 
     async def handshake() -> None:
-        async with asyncio.timeout(timeout):
-            client = await _SimpleClient.connect(host, port)
-            await client.close()
+        client = await _SimpleClient.connect(host, port)
+        await client.close()
 
-    asyncio.run(handshake())
+    _run_bounded(handshake(), timeout)
 
 
 # --- the parent: orchestrate one run ------------------------------------------------------
@@ -746,7 +816,7 @@ def run(
     label = f"{spec.scenario} @ {spec.host}:{spec.port}"
     say(f"{label}: setup under {root}")
     _install_uvloop()
-    asyncio.run(_setup(spec, root))
+    _run_bounded(_setup(spec, root))
     ctx = multiprocessing.get_context("spawn")
     nodes = [list(range(p, spec.sessions, spec.procs)) for p in range(spec.procs)]
     pipes: list[multiprocessing.connection.Connection] = []
@@ -785,11 +855,15 @@ def run(
         say(f"{label}: draining and closing sessions")
         hist: dict[int, int] = {}
         over: list[int] = []
+        writes: int | None = 0
         for pipe in pipes:
             kind, payload = _receive(pipe, 3 * _DRAIN_TIMEOUT + 10)
             if kind != "done":
                 result.errors[f"worker: {payload}"] = 1
+                writes = None
                 continue
+            if writes is not None:
+                writes += payload["writes"]
             result.requests += payload["count"]
             result.client_cpu += payload["cpu"]
             for name, n in payload["errors"].items():
@@ -799,6 +873,15 @@ def run(
             over.extend(payload["over"])
         result.seconds = spec.duration
         result.latency_ms = _percentiles(hist, over)
+        if result.errors.keys() & {"unanswered", "connection-lost"}:
+            writes = None  # some writes may have been applied without a reply
+        say(f"{label}: verifying what the server stored")
+        try:
+            problems = _run_bounded(_verify(spec, root, writes))
+        except (OSError, ProtocolError, TimeoutError) as exc:
+            problems = [f"could not verify: {type(exc).__name__}: {exc}"]
+        for problem in problems:
+            result.errors[f"verify: {problem}"] = 1
         if cpu0 is not None and cpu1 is not None:
             result.server_cpu = cpu1 - cpu0
         if busy0 is not None and busy1 is not None:
@@ -812,13 +895,23 @@ def run(
                 worker.kill()
                 worker.join(5)
         try:
-            problems = asyncio.run(_cleanup(spec, root))
-        except (OSError, ConnectionError) as exc:
-            problems = [f"cleanup: {exc}"]
-        for problem in problems:
-            say(f"{label}: warning: {problem}")
+            warnings = _run_bounded(_cleanup(spec, root))
+        except (OSError, ProtocolError, TimeoutError) as exc:
+            warnings = [f"cleanup: {type(exc).__name__}: {exc}"]
+        for warning in warnings:
+            say(f"{label}: warning: {warning}")
     say(f"{label}: {format_result(result)}")
     return result
+
+
+def _run_bounded(coro: Coroutine[Any, Any, _T], seconds: float = 60.0) -> _T:
+    """Run a setup, verification or cleanup coroutine to completion, or time out."""
+
+    async def bounded() -> _T:
+        async with asyncio.timeout(seconds):
+            return await coro
+
+    return asyncio.run(bounded())
 
 
 def _sleep_blocking(deadline: float) -> None:

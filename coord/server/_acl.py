@@ -12,9 +12,19 @@ part of the deterministic apply (DESIGN.md decision 3), and every replica must r
 same auth scheme plugins.
 
 Semantics follow ZooKeeper's ``PrepRequestProcessor.fixupACL`` and
-``ZooKeeperServer.checkACL``: an empty ACL is invalid; the ``auth`` pseudo-scheme expands
-to every authenticated identity of the caller (and is invalid without one); an Id of an
-unknown scheme, or one its scheme rejects, is invalid; duplicates are removed.
+``ZooKeeperServer.checkACL``: an empty ACL is invalid; duplicates in the request are
+removed; the ``auth`` pseudo-scheme expands to every authenticated identity of the caller
+(and is invalid without one) -- after deduplication, so an expansion may repeat an entry
+given explicitly, as in ZooKeeper; an Id of an unknown scheme, or one its scheme rejects,
+is invalid.
+
+The built-in schemes parse ids exactly as ZooKeeper's providers do, since whether an ACL
+is accepted is observable: ``digest`` ids are ``user:hash`` by Java's ``split(":")`` (so
+``a:b:`` is valid), ``addauth digest`` takes any text (``user`` is what precedes the first
+colon, the hash covers all of it); ``ip`` ids are IPv4 addresses of four decimal parts
+(``Integer.parseInt``: a sign and leading zeros allowed) with an optional ``/bits``, and
+``addauth ip`` just adds the connection's address. IPv6 ids, which ZooKeeper 3.8 rejects
+(added in ZOOKEEPER-4240), are accepted.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -121,8 +132,76 @@ class WorldScheme:
 
 def digest_id(user: str, password: str) -> str:
     """The ``digest`` ACL id of a user: ``user:base64(sha1("user:password"))``."""
-    hashed = hashlib.sha1(f"{user}:{password}".encode()).digest()
+    return _digest_of(f"{user}:{password}")
+
+
+def _digest_of(credentials: str) -> str:
+    user = credentials.split(":", 1)[0]
+    hashed = hashlib.sha1(credentials.encode("utf-8", errors="surrogatepass")).digest()
     return f"{user}:{base64.b64encode(hashed).decode('ascii')}"
+
+
+def _java_split(text: str, sep: str) -> list[str]:
+    """Java's ``String.split`` with a literal separator: trailing empty parts dropped."""
+    parts = text.split(sep)
+    while parts and not parts[-1]:
+        parts.pop()
+    return parts if parts else ([text] if not text else [])
+
+
+_JAVA_INT = re.compile(r"[+-]?[0-9]+")
+
+
+def _java_int(text: str) -> int | None:
+    """``Integer.parseInt`` on ASCII digits, or None where it would throw."""
+    if _JAVA_INT.fullmatch(text) is None:
+        return None
+    value = int(text)
+    return value if -(2**31) <= value < 2**31 else None
+
+
+def _ipv4_bytes(text: str) -> bytes | None:
+    """ZooKeeper's ``IPAuthenticationProvider.v4addr2Bytes``."""
+    parts = text.split(".")
+    if len(parts) != 4:
+        return None
+    out = bytearray()
+    for part in parts:
+        value = _java_int(part)
+        if value is None or not 0 <= value <= 255:
+            return None
+        out.append(value)
+    return bytes(out)
+
+
+def _address_bytes(text: str) -> bytes | None:
+    if ":" in text:
+        try:
+            return ipaddress.IPv6Address(text).packed
+        except ValueError:
+            return None
+    return _ipv4_bytes(text)
+
+
+def _ip_pattern(acl_id: str) -> tuple[bytes, int] | None:
+    """An ip ACL id as (address bytes, prefix bits), or None if ZooKeeper rejects it."""
+    address, sep, bits_text = acl_id.partition("/")
+    raw = _address_bytes(address)
+    if raw is None:
+        return None
+    bits = len(raw) * 8
+    if sep:
+        parsed = _java_int(bits_text)
+        if parsed is None or not 0 <= parsed <= bits:
+            return None
+        bits = parsed
+    return raw, bits
+
+
+def _masked(raw: bytes, bits: int) -> int:
+    total = len(raw) * 8
+    value = int.from_bytes(raw, "big")
+    return value >> (total - bits) if bits else 0
 
 
 class DigestScheme:
@@ -143,23 +222,16 @@ class DigestScheme:
         return []
 
     def authenticate(self, peer: PeerInfo, credentials: bytes) -> list[Id]:
-        from coord.protocol import AuthFailedError
-
-        try:
-            text = credentials.decode("utf-8")
-        except UnicodeDecodeError:
-            raise AuthFailedError("digest credentials are not UTF-8") from None
-        user, sep, password = text.partition(":")
-        if not sep:
-            raise AuthFailedError("digest credentials must be user:password")
-        ident = digest_id(user, password)
+        # DigestAuthenticationProvider.generateDigest: never fails, even without a colon.
+        text = credentials.decode("utf-8", errors="replace")
+        ident = _digest_of(text)
         ids = [Id("digest", ident)]
         if self.super_digest is not None and ident == self.super_digest:
             ids.append(SUPER)
         return ids
 
     def is_valid(self, acl_id: str) -> bool:
-        return len(acl_id.split(":")) == 2
+        return len(_java_split(acl_id, ":")) == 2
 
     def matches(self, caller_id: str, acl_id: str) -> bool:
         return caller_id == acl_id
@@ -178,22 +250,19 @@ class IpScheme:
         return [Id("ip", peer.host)]
 
     def authenticate(self, peer: PeerInfo, credentials: bytes) -> list[Id]:
-        from coord.protocol import AuthFailedError
-
-        raise AuthFailedError("the ip scheme identifies connections by address; no addauth")
+        # As ZooKeeper: ``addauth ip <anything>`` succeeds and adds the connection's address.
+        return [Id("ip", peer.host)]
 
     def is_valid(self, acl_id: str) -> bool:
-        try:
-            ipaddress.ip_network(acl_id, strict=False)
-        except ValueError:
-            return False
-        return True
+        return _ip_pattern(acl_id) is not None
 
     def matches(self, caller_id: str, acl_id: str) -> bool:
-        try:
-            return ipaddress.ip_address(caller_id) in ipaddress.ip_network(acl_id, strict=False)
-        except ValueError:
+        pattern = _ip_pattern(acl_id)
+        caller = _address_bytes(caller_id)
+        if pattern is None or caller is None or len(caller) != len(pattern[0]):
             return False
+        raw, bits = pattern
+        return _masked(caller, bits) == _masked(raw, bits)
 
     def user_name(self, caller_id: str) -> str:
         return caller_id
@@ -219,6 +288,7 @@ class AclPolicy:
         """
         if self.skip_acl or not acl:
             return
+        perm = int(perm)  # plain int arithmetic: IntFlag's & is slow on the read path
         ids = tuple(ids)
         for ident in ids:
             if ident.scheme == "super":
@@ -273,4 +343,4 @@ class AclPolicy:
                 if scheme is None or not scheme.is_valid(entry.id.id):
                     raise InvalidACLError(path=path)
                 out.append(entry)
-        return tuple(dict.fromkeys(out))
+        return tuple(out)

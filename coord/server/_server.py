@@ -202,6 +202,8 @@ class Connection:
         self._established = anyio.Event()
         self._writer_done = anyio.Event()
         self._reader_scope = anyio.CancelScope()
+        self._pending_done = anyio.Event()
+        self._gone = anyio.Event()
         self.started_wall = time.time()
         self.last_zxid = 0
         self.received = 0
@@ -300,6 +302,11 @@ class Connection:
                         OSError,
                     ):
                         pass
+                if self.pending and not self.closing:
+                    # The reader stopped (server draining): answer what was accepted.
+                    self._pending_done = anyio.Event()
+                    with anyio.move_on_after(server.config.handshake_timeout):
+                        await self._pending_done.wait()
                 # Let the writer drain what is queued (a final reply, a 4lw answer).
                 self.closing = True
                 self.kick()
@@ -310,6 +317,7 @@ class Connection:
             server.connection_closed(self)
             with anyio.CancelScope(shield=True):
                 await self.stream.aclose()
+            self._gone.set()
 
     @property
     def peer_name(self) -> str:
@@ -541,6 +549,14 @@ class Connection:
             self.closing = True
         self._drain()
 
+    async def wait_closed(self) -> None:
+        """Wait until the connection has closed."""
+        await self._gone.wait()
+
+    def stop_reading(self) -> None:
+        """Accept no more requests; replies to those already accepted still go out."""
+        self._reader_scope.cancel()
+
     def _drain(self) -> None:
         pending = self.pending
         while pending:
@@ -556,6 +572,8 @@ class Connection:
                 pending.popleft()
                 assert head.request is not None
                 self._answer(head.xid, head.op, head.request)
+        if not pending:
+            self._pending_done.set()
         self.kick()
 
 
@@ -641,6 +659,7 @@ class Server:
         self.started = time.time()
         self._proposals: list[_Proposal] = []
         self._commit_wakeup = anyio.Event()
+        self._listeners = anyio.CancelScope()
         self._closing_sessions: set[int] = set()
         self._next_session = ((now_ms() << 24) & 0xFFFF_FFFF_FFFF_FFFF) >> 8 | (
             config.server_id << 56
@@ -897,17 +916,36 @@ class Server:
                 tg.start_soon(self._commit_loop)
                 tg.start_soon(self._expire_loop)
                 tg.start_soon(self._reap_loop)
-                for transport in self.transports:
-                    addresses = await tg.start(transport.serve, self.config, self.handle_connection)
-                    self.addresses.extend(addresses)
-                for host, port in self.addresses:
-                    log.info("coord serving on %s:%d", host, port)
-                notify_server_started(self.plugins, self, self.addresses)
-                task_status.started(self.addresses)
+                async with anyio.create_task_group() as listeners:
+                    self._listeners = listeners.cancel_scope
+                    for transport in self.transports:
+                        addresses = await listeners.start(
+                            transport.serve, self.config, self.handle_connection
+                        )
+                        self.addresses.extend(addresses)
+                    for host, port in self.addresses:
+                        log.info("coord serving on %s:%d", host, port)
+                    notify_server_started(self.plugins, self, self.addresses)
+                    task_status.started(self.addresses)
+                # The listeners stopped (drain): keep committing until cancelled.
         finally:
             with anyio.CancelScope(shield=True):
                 notify_server_stopping(self.plugins, self)
                 await self.store.close()
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Stop accepting connections and requests; answer what was accepted; close.
+
+        Bounded by ``timeout`` seconds; the caller cancels :meth:`serve` afterwards.
+        """
+        self._listeners.cancel()
+        connections = list(self.connections)
+        for connection in connections:
+            connection.stop_reading()
+        with anyio.move_on_after(timeout):
+            for connection in connections:
+                await connection.wait_closed()
+        log.info("drained %d connection(s)", len(connections))
 
     def four_letter_word(self, word: str) -> str:
         """The answer to a four-letter word on the client port."""
@@ -939,8 +977,9 @@ def run(config: ServerConfig) -> int:
             await tg.start(server.serve)
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for signum in signals:
-                    log.info("received %s; shutting down", signal.Signals(signum).name)
+                    log.info("received %s; draining", signal.Signals(signum).name)
                     _second_signal_exits()
+                    await server.drain()
                     tg.cancel_scope.cancel()
                     break
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kazoo.client import KazooClient
-from kazoo.protocol.states import KazooState, WatchedEvent, ZnodeStat
+from kazoo.protocol.states import WatchedEvent, ZnodeStat
 
 from coord.protocol import (
     PROTOCOL_VERSION,
@@ -117,9 +117,6 @@ def wait_for_state(client: KazooClient, state: str, timeout: float = WAIT) -> bo
         client.remove_listener(listener)
 
 
-_ = KazooState  # re-exported for the tests' convenience
-
-
 @dataclass
 class RawReply:
     """A reply as it came off the wire: its header and undecoded body."""
@@ -135,12 +132,22 @@ class RawClient:
     by :meth:`call` in order.
     """
 
-    def __init__(self, host: str, port: int, *, timeout_ms: int = 10000) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        timeout_ms: int = 10000,
+        session: tuple[int, bytes] = (0, bytes(16)),
+        last_zxid: int = 0,
+    ) -> None:
         self.sock = socket.create_connection((host, port), timeout=WAIT)
         self.decoder = FrameDecoder()
         self.notifications: list[WatcherEvent] = []
+        #: The largest zxid seen in a reply header (what a client reports on reconnect).
+        self.last_zxid = last_zxid
         self._xid = 0
-        request = ConnectRequest(PROTOCOL_VERSION, 0, timeout_ms, 0, bytes(16))
+        request = ConnectRequest(PROTOCOL_VERSION, last_zxid, timeout_ms, *session)
         self.sock.sendall(frame(request.to_bytes()))
         self.session = ConnectResponse.from_bytes(self._frame())
 
@@ -170,11 +177,18 @@ class RawClient:
             if header.xid == -1:
                 self.notifications.append(WatcherEvent.from_bytes(body))
                 continue
+            if header.zxid > self.last_zxid:
+                self.last_zxid = header.zxid
             return RawReply(header, body)
 
+    def drop(self) -> None:
+        """Close the socket without closing the session (as a network failure would)."""
+        self.sock.close()
+
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.call(-11, None)
+        if self.sock.fileno() != -1:
+            with contextlib.suppress(OSError):
+                self.call(-11, None)
         self.sock.close()
 
     def __enter__(self) -> RawClient:
@@ -182,4 +196,3 @@ class RawClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-

@@ -272,7 +272,9 @@ def test_multi_raw_non_write_op_is_marshalling_error(target: Any, root: str, op:
     (ZooKeeper cannot decode it); nothing is applied, and it consumes a zxid."""
     with RawClient(target.host, target.port) as raw:
         first = raw.call(OpCode.CREATE, CreateRequest(root, b"", OPEN, 0)).header.zxid
-        request = MultiRequest((MultiOp(OpCode.CREATE, CreateRequest(root + "/a", b"", OPEN, 0)), op))
+        request = MultiRequest(
+            (MultiOp(OpCode.CREATE, CreateRequest(root + "/a", b"", OPEN, 0)), op)
+        )
         reply = raw.call(OpCode.MULTI, request)
         assert reply.header.err == ErrorCode.MARSHALLING_ERROR
         assert reply.header.zxid == first + 1

@@ -82,7 +82,9 @@ def test_create_ephemeral_owner(zk: KazooClient, root: str) -> None:
     assert stat_shape(stat, zk.client_id[0]) == shape(ephemeralOwner="session")
 
 
-def test_create_ephemeral_gone_when_session_closes(connect: Any, zk: KazooClient, root: str) -> None:
+def test_create_ephemeral_gone_when_session_closes(
+    connect: Any, zk: KazooClient, root: str
+) -> None:
     """Closing a session deletes its ephemeral nodes at once; persistent ones stay."""
     zk.create(root)
     other = connect()
@@ -184,22 +186,123 @@ def test_create_none_data(zk: KazooClient, root: str) -> None:
 # parent is NoNode), then the whole path; delete only rejects no "/" or NUL; setData always
 # validates; reads never validate (NoNode), except exists, which rejects NUL.
 INVALID_PATHS = [
-    ("//b", ("NoNodeError", "NoNodeError", None, "NoNodeError", "BadArgumentsError", "NoNodeError")),
-    ("/", ("BadArgumentsError", "NoNodeError", None, "NoNodeError", "BadArgumentsError", "NoNodeError")),
-    ("/./b", ("NoNodeError", "NoNodeError", None, "NoNodeError", "BadArgumentsError", "NoNodeError")),
-    ("/../b", ("NoNodeError", "NoNodeError", None, "NoNodeError", "BadArgumentsError", "NoNodeError")),
-    ("/.", ("BadArgumentsError", "NoNodeError", None, "NoNodeError", "BadArgumentsError", "NoNodeError")),
-    ("/..", ("BadArgumentsError", "NoNodeError", None, "NoNodeError", "BadArgumentsError", "NoNodeError")),
-    ("/\u0001", ("BadArgumentsError", "NoNodeError", None, "NoNodeError", "BadArgumentsError", "NoNodeError")),
-    ("/\u007f", ("BadArgumentsError", "NoNodeError", None, "NoNodeError", "BadArgumentsError", "NoNodeError")),
-    ("/\u009f", ("BadArgumentsError", "NoNodeError", None, "NoNodeError", "BadArgumentsError", "NoNodeError")),
-    ("/\uf8ff", ("BadArgumentsError", "NoNodeError", None, "NoNodeError", "BadArgumentsError", "NoNodeError")),
-    ("/\ufff0", ("BadArgumentsError", "NoNodeError", None, "NoNodeError", "BadArgumentsError", "NoNodeError")),
-    ("/\u0000", ("BadArgumentsError", "NoNodeError", "BadArgumentsError", "BadArgumentsError", "BadArgumentsError", "NoNodeError")),
+    (
+        "//b",
+        ("NoNodeError", "NoNodeError", None, "NoNodeError", "BadArgumentsError", "NoNodeError"),
+    ),
+    (
+        "/",
+        (
+            "BadArgumentsError",
+            "NoNodeError",
+            None,
+            "NoNodeError",
+            "BadArgumentsError",
+            "NoNodeError",
+        ),
+    ),
+    (
+        "/./b",
+        ("NoNodeError", "NoNodeError", None, "NoNodeError", "BadArgumentsError", "NoNodeError"),
+    ),
+    (
+        "/../b",
+        ("NoNodeError", "NoNodeError", None, "NoNodeError", "BadArgumentsError", "NoNodeError"),
+    ),
+    (
+        "/.",
+        (
+            "BadArgumentsError",
+            "NoNodeError",
+            None,
+            "NoNodeError",
+            "BadArgumentsError",
+            "NoNodeError",
+        ),
+    ),
+    (
+        "/..",
+        (
+            "BadArgumentsError",
+            "NoNodeError",
+            None,
+            "NoNodeError",
+            "BadArgumentsError",
+            "NoNodeError",
+        ),
+    ),
+    (
+        "/\u0001",
+        (
+            "BadArgumentsError",
+            "NoNodeError",
+            None,
+            "NoNodeError",
+            "BadArgumentsError",
+            "NoNodeError",
+        ),
+    ),
+    (
+        "/\u007f",
+        (
+            "BadArgumentsError",
+            "NoNodeError",
+            None,
+            "NoNodeError",
+            "BadArgumentsError",
+            "NoNodeError",
+        ),
+    ),
+    (
+        "/\u009f",
+        (
+            "BadArgumentsError",
+            "NoNodeError",
+            None,
+            "NoNodeError",
+            "BadArgumentsError",
+            "NoNodeError",
+        ),
+    ),
+    (
+        "/\uf8ff",
+        (
+            "BadArgumentsError",
+            "NoNodeError",
+            None,
+            "NoNodeError",
+            "BadArgumentsError",
+            "NoNodeError",
+        ),
+    ),
+    (
+        "/\ufff0",
+        (
+            "BadArgumentsError",
+            "NoNodeError",
+            None,
+            "NoNodeError",
+            "BadArgumentsError",
+            "NoNodeError",
+        ),
+    ),
+    (
+        "/\u0000",
+        (
+            "BadArgumentsError",
+            "NoNodeError",
+            "BadArgumentsError",
+            "BadArgumentsError",
+            "BadArgumentsError",
+            "NoNodeError",
+        ),
+    ),
 ]
 
 
-@pytest.mark.parametrize(("suffix", "expected"), INVALID_PATHS, ids=[repr(p[0]) for p in INVALID_PATHS])
+@pytest.mark.parametrize(
+    ("suffix", "expected"), INVALID_PATHS, ids=[repr(p[0]) for p in INVALID_PATHS]
+)
 def test_path_invalid_errors_match_zookeeper(
     zk: KazooClient, root: str, suffix: str, expected: tuple[str | None, ...]
 ) -> None:
@@ -246,7 +349,9 @@ def test_path_relative(zk: KazooClient, path: str, create_delete: str) -> None:
 def test_path_sequential_of_malformed_name(zk: KazooClient, root: str) -> None:
     """The suffix is added before the full path check: a bad parent is still NoNode."""
     zk.create(root)
-    assert error_name(lambda: raw(zk, Create(root + "//b", b"", OPEN_ACL_UNSAFE, 2))) == "NoNodeError"
+    assert (
+        error_name(lambda: raw(zk, Create(root + "//b", b"", OPEN_ACL_UNSAFE, 2))) == "NoNodeError"
+    )
     assert (
         error_name(lambda: raw(zk, Create(root + "/b\u0001", b"", OPEN_ACL_UNSAFE, 2)))
         == "BadArgumentsError"

@@ -1,0 +1,167 @@
+"""Encoding of the applied state for the store, and rebuilding it at start-up.
+
+Theory of operation
+-------------------
+The store keeps one record per znode and one per session (``_storage.py``); this module
+turns :class:`~coord.server._tree.Node` and :class:`~coord.server._apply.Session` into
+those records and back. A node record holds the stored Stat fields, the data and the ACL;
+children are not stored but rebuilt from the paths (the store yields parents before
+children), as are the session -> ephemerals index and the container and TTL sets, so no
+derived fact can disagree with the records it derives from.
+
+Records are versioned by their first byte so the format can evolve.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+
+from coord.protocol import ACL, Id, ProtocolError, Reader
+from coord.protocol._jute import write_buffer, write_int, write_string
+
+from ._apply import Session, StateMachine
+from ._storage import LogStore, StoreCorruptedError
+from ._tree import CONTAINER_OWNER, Node, ephemeral_session, parent_of, ttl_of
+
+__all__ = ["decode_node", "decode_session", "encode_node", "encode_session", "load_state"]
+
+_NODE_V1 = 1
+_NODE_FIXED = struct.Struct(">BqqqqqiiiqB")  # version, 5 longs, 3 ints, owner, has-data
+_SESSION = struct.Struct(">Bi")
+
+
+def encode_node(node: Node) -> bytes:
+    """A znode's record (without its children)."""
+    data = node.data
+    out = bytearray(
+        _NODE_FIXED.pack(
+            _NODE_V1,
+            node.czxid,
+            node.mzxid,
+            node.pzxid,
+            node.ctime,
+            node.mtime,
+            node.version,
+            node.cversion,
+            node.aversion,
+            node.ephemeral_owner,
+            0 if data is None else 1,
+        )
+    )
+    if data is not None:
+        write_buffer(out, data)
+    write_int(out, len(node.acl))
+    for entry in node.acl:
+        write_int(out, entry.perms)
+        write_string(out, entry.id.scheme)
+        write_string(out, entry.id.id)
+    return bytes(out)
+
+
+def decode_node(record: bytes, acls: dict[tuple[ACL, ...], tuple[ACL, ...]] | None = None) -> Node:
+    """Inverse of :func:`encode_node`; ``acls`` interns equal ACL lists.
+
+    Raises:
+        ProtocolError: the record is malformed.
+    """
+    if len(record) < _NODE_FIXED.size or record[0] != _NODE_V1:
+        raise ProtocolError("not a version-1 node record")
+    (
+        _,
+        czxid,
+        mzxid,
+        pzxid,
+        ctime,
+        mtime,
+        version,
+        cversion,
+        aversion,
+        owner,
+        has_data,
+    ) = _NODE_FIXED.unpack_from(record)
+    r = Reader(record, _NODE_FIXED.size)
+    data = r.read_bytes() if has_data else None
+    acl = tuple(
+        ACL(r.read_int(), Id(r.read_string(), r.read_string())) for _ in range(r.read_count(12))
+    )
+    r.expect_end("node record")
+    if acls is not None:
+        acl = acls.setdefault(acl, acl)
+    node = Node.__new__(Node)
+    node.data = data
+    node.acl = acl
+    node.czxid = czxid
+    node.mzxid = mzxid
+    node.pzxid = pzxid
+    node.ctime = ctime
+    node.mtime = mtime
+    node.version = version
+    node.cversion = cversion
+    node.aversion = aversion
+    node.ephemeral_owner = owner
+    node.children = set()
+    return node
+
+
+def encode_session(session: Session) -> bytes:
+    """A session's record: its timeout and password."""
+    return _SESSION.pack(1, session.timeout) + session.passwd
+
+
+def decode_session(session_id: int, record: bytes) -> Session:
+    """Inverse of :func:`encode_session`."""
+    if len(record) < _SESSION.size or record[0] != 1:
+        raise ProtocolError("not a version-1 session record")
+    _, timeout = _SESSION.unpack_from(record)
+    return Session(session_id, timeout, bytes(record[_SESSION.size :]))
+
+
+def load_state(
+    store: LogStore, state: StateMachine, progress: Callable[[int], None] | None = None
+) -> int:
+    """Fill a fresh ``state`` from the store's applied records; returns the node count.
+
+    Raises:
+        StoreCorruptedError: a record is damaged or the tree is inconsistent (a node
+            whose parent is missing).
+    """
+    sessions: dict[int, Session] = {}
+    for session_id, record in store.iter_sessions():
+        try:
+            sessions[session_id] = decode_session(session_id, record)
+        except ProtocolError as exc:
+            raise StoreCorruptedError(f"session record 0x{session_id:x} is damaged: {exc}") from None
+    nodes: dict[str, Node] = {}
+    acls: dict[tuple[ACL, ...], tuple[ACL, ...]] = {}
+    count = 0
+    for path, record in store.iter_nodes():
+        try:
+            node = decode_node(record, acls)
+        except ProtocolError as exc:
+            raise StoreCorruptedError(f"node record {path} is damaged: {exc}") from None
+        nodes[path] = node
+        if path != "/":
+            parent_path, name = parent_of(path)
+            parent = nodes.get(parent_path)
+            if parent is None:
+                raise StoreCorruptedError(f"node record {path} has no parent record")
+            parent.children.add(name)
+        owner = node.ephemeral_owner
+        if owner:
+            session_id = ephemeral_session(owner)
+            if session_id:
+                session = sessions.get(session_id)
+                if session is not None:
+                    session.ephemerals.add(path)
+            elif owner == CONTAINER_OWNER:
+                state.containers.add(path)
+            elif ttl_of(owner) is not None:
+                state.ttls.add(path)
+        count += 1
+        if progress is not None and count % 100_000 == 0:
+            progress(count)
+    if nodes:
+        state.nodes = nodes
+    state.sessions = sessions
+    return count
