@@ -42,13 +42,29 @@ COORD_ARGS = ("--max-client-connections", "0", "--data-dir", "{datadir}")
 #: A run is flagged when other processes kept this many cores busy on average.
 _DISTURBED = 0.2
 
-#: Printed under every table while coord's durable store has not landed.
-CAVEAT = (
+#: Printed under every table: ZooKeeper's durability setting.
+ZOOKEEPER_NOTE = (
     "ZooKeeper runs with its defaults: forceSync=yes, every write batch is fsynced to "
-    "its transaction log before the reply. coord standalone currently keeps its data in "
-    "memory (no fsync) until the durable store lands, so write ratios (set, "
-    "create-delete, mix) flatter coord."
+    "its transaction log before the reply."
 )
+#: Printed while coord runs with its default storage, which is in memory until the
+#: durable store becomes the default.
+MEMORY_CAVEAT = (
+    "coord runs with its default storage backend, `memory` (no fsync): until the "
+    "durable store is the default, write ratios (set, create-delete, mix) flatter coord. "
+    "Pass --coord-arg=--storage=NAME to benchmark a durable backend."
+)
+
+
+def storage_note(coord_args: Sequence[str]) -> str:
+    """The caveat about coord's storage, given the extra ``coord server`` arguments."""
+    for i, arg in enumerate(coord_args):
+        if arg.startswith("--storage="):
+            return f"coord storage backend: {arg.split('=', 1)[1]} (--storage given)."
+        if arg == "--storage" and i + 1 < len(coord_args):
+            return f"coord storage backend: {coord_args[i + 1]} (--storage given)."
+    return MEMORY_CAVEAT
+
 
 _TITLES = {
     "get": "getData 100 B (req/s)",
@@ -220,7 +236,9 @@ class CoordServer:
         tail = ""
         with contextlib.suppress(OSError):
             lines = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-            tail = " | ".join(line.strip() for line in lines[-3:] if line.strip())
+            # The last lines that say something (not traceback or exception-group art).
+            useful = [text for line in lines if (text := line.strip(" |+-^~"))]
+            tail = " | ".join(useful[-2:])
         raise RuntimeError(f"{message}{'; log: ' + tail if tail else ''}")
 
     def stop(self) -> None:
@@ -298,6 +316,7 @@ def render(
     command: str,
     coord_status: str,
     style: str,
+    storage: str = MEMORY_CAVEAT,
 ) -> str:
     """The report: machine, parameters, table, caveats, and per-run details."""
     table = list(_table_rows(rows))
@@ -309,7 +328,8 @@ def render(
         "1 request in flight"
     )
     notes = [
-        CAVEAT,
+        ZOOKEEPER_NOTE,
+        storage,
         f"ZooKeeper JVM: {' '.join(SERVER_JVM_OPTIONS)} (as zkServer.sh), default GC and JIT.",
         f"coord: {coord_status}",
     ]
@@ -454,7 +474,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
                 _progress(f"coord: not available ({exc})")
                 coord = None
         rows = _run_all(args, base, zookeeper, coord)
-        report = render(rows, machine, base, command, coord_status, args.output)
+        storage = storage_note(args.coord_arg)
+        report = render(rows, machine, base, command, coord_status, args.output, storage)
         print(report, file=out, end="")
         if args.json:
             args.json.write_text(

@@ -66,8 +66,8 @@ def coord_storage_backends() -> list[StorageBackend]:
     (``backend.open(config)`` returns a :class:`~coord.server._storage.LogStore`).
 
     Returns:
-        Backends, each with a ``name`` unique across all plugins (the built-in one is
-        ``"memory"``). An empty list (or None) provides none.
+        Backends, each with a ``name`` unique across all plugins (built-in: ``rocksdb``,
+        ``memory``). An empty list (or None) provides none.
     """
     raise NotImplementedError  # a specification: pluggy never calls it
 

@@ -114,8 +114,10 @@ _pack_int = INT.pack
 _MULTI_DONE = struct.pack(">i?i", -1, True, -1)
 _pack_multi_header = struct.Struct(">i?i").pack
 
-#: A watch event produced by apply: (EventType, path).
-WatchEvent = tuple[int, str]
+#: A watch event produced by apply: (EventType, path, ACL of that node). The ACL lets the
+#: server deliver the event only to watchers allowed to READ the node (ZooKeeper 3.9.2,
+#: CVE-2024-23944).
+WatchEvent = tuple[int, str, tuple[ACL, ...]]
 
 
 def _inc(value: int) -> int:
@@ -230,6 +232,10 @@ class StateMachine:
         self.ttls: set[str] = set()
         #: zxid of the last applied entry.
         self.last_zxid = 0
+        #: Paths and session ids whose records changed since the owner last cleared
+        #: these sets (what a durable store must rewrite; undone multi ops included).
+        self.touched: set[str] = set()
+        self.touched_sessions: set[int] = set()
 
     # --- apply -------------------------------------------------------------------------
 
@@ -359,8 +365,11 @@ class StateMachine:
         parent.pzxid = zxid
         if owner:
             self._index(path, node)
-        events.append((EventType.NODE_CREATED, path))
-        events.append((EventType.NODE_CHILDREN_CHANGED, parent_path))
+        events.append((EventType.NODE_CREATED, path, acl))
+        events.append((EventType.NODE_CHILDREN_CHANGED, parent_path, parent.acl))
+        touched = self.touched
+        touched.add(path)
+        touched.add(parent_path)
         return path, node
 
     def _index(self, path: str, node: Node) -> None:
@@ -419,8 +428,11 @@ class StateMachine:
         self._remove(path, parent, name, node)
         # cversion counts creates only (see _tree); the reported one still goes up.
         parent.pzxid = entry.zxid
-        events.append((EventType.NODE_DELETED, path))
-        events.append((EventType.NODE_CHILDREN_CHANGED, parent_path))
+        events.append((EventType.NODE_DELETED, path, node.acl))
+        events.append((EventType.NODE_CHILDREN_CHANGED, parent_path, parent.acl))
+        touched = self.touched
+        touched.add(path)
+        touched.add(parent_path)
 
     def _relink(self, path: str, parent: Node, name: str, node: Node) -> None:
         self.nodes[path] = node
@@ -449,7 +461,8 @@ class StateMachine:
         node.version = _inc(node.version)
         node.mzxid = entry.zxid
         node.mtime = entry.time
-        events.append((EventType.NODE_DATA_CHANGED, path))
+        events.append((EventType.NODE_DATA_CHANGED, path, node.acl))
+        self.touched.add(path)
         return node
 
     def _set_acl(self, entry: Entry, request: SetACLRequest) -> Node:
@@ -463,6 +476,7 @@ class StateMachine:
             raise BadVersionError(path=path)
         node.acl = acl
         node.aversion = _inc(node.aversion)
+        self.touched.add(path)
         return node
 
     def _check(self, entry: Entry, request: CheckVersionRequest) -> None:
@@ -518,6 +532,7 @@ class StateMachine:
         request = entry.request
         assert isinstance(request, CreateSession)
         self.sessions[entry.session_id] = Session(entry.session_id, request.timeout, request.passwd)
+        self.touched_sessions.add(entry.session_id)
         return ApplyResult(0)
 
     def _close_session(self, entry: Entry) -> ApplyResult:
@@ -534,8 +549,11 @@ class StateMachine:
             del self.nodes[path]
             parent.children.discard(name)
             parent.pzxid = entry.zxid
-            events.append((EventType.NODE_DELETED, path))
-            events.append((EventType.NODE_CHILDREN_CHANGED, parent_path))
+            events.append((EventType.NODE_DELETED, path, node.acl))
+            events.append((EventType.NODE_CHILDREN_CHANGED, parent_path, parent.acl))
+            self.touched.add(path)
+            self.touched.add(parent_path)
+        self.touched_sessions.add(entry.session_id)
         return ApplyResult(0, b"", events)
 
     def _reap(self, entry: Entry) -> ApplyResult:

@@ -56,6 +56,11 @@ def _counts(server: Server) -> tuple[int, int]:
     return received, sent
 
 
+def _node_count(server: Server) -> int:
+    # ZooKeeper's DataTree stores the root under both "" and "/", and counts it twice.
+    return len(server.state.nodes) + 1
+
+
 def _srvr_body(server: Server) -> str:
     low, avg, high = _latency(server)
     received, sent = _counts(server)
@@ -67,7 +72,7 @@ def _srvr_body(server: Server) -> str:
         f"Outstanding: {sum(len(c.pending) for c in server.connections)}\n"
         f"Zxid: 0x{server.state.last_zxid:x}\n"
         f"Mode: standalone\n"
-        f"Node count: {len(server.state.nodes)}\n"
+        f"Node count: {_node_count(server)}\n"
     )
 
 
@@ -119,7 +124,7 @@ def _mntr(server: Server) -> str:
         ("zk_packets_sent", sent),
         ("zk_num_alive_connections", len(server.connections)),
         ("zk_outstanding_requests", sum(len(c.pending) for c in server.connections)),
-        ("zk_znode_count", len(state.nodes)),
+        ("zk_znode_count", _node_count(server)),
         ("zk_watch_count", server.watches.count()),
         ("zk_ephemerals_count", ephemerals),
         ("zk_approximate_data_size", data_size),

@@ -62,6 +62,7 @@ from coord.protocol import (
     Id,
     KeeperState,
     OpCode,
+    Perm,
     ProtocolError,
     Reader,
     Record,
@@ -165,6 +166,7 @@ FOUR_LETTER_WORDS = {
 }
 
 _OUT_LIMIT = 64 * 1024 * 1024
+_READ = int(Perm.READ)
 
 
 def now_ms() -> int:
@@ -407,11 +409,28 @@ class Connection:
         self.received += 1
         server = self.server
         record_type = REQUEST_TYPES.get(op)
-        if record_type is None or op == OpCode.DELETE_CONTAINER:
-            access_log.debug("unknown opcode %d from %s", op, self.peer_name)
-            self._enqueue_error(xid, op, ErrorCode.UNIMPLEMENTED)
+        if record_type is None:
+            # As ZooKeeper: answer Unimplemented (zxid -1), then close the connection.
+            log.info("closing %s: unknown opcode %d", self.peer_name, op)
+            slot = _Slot(xid, op, None)
+            slot.reply = _pack_frame_reply(16, xid, -1, ErrorCode.UNIMPLEMENTED)
+            slot.done = True
+            self._enqueue(slot)
+            self.closing = True
             return
-        request = record_type.read(reader)
+        if op == OpCode.DELETE_CONTAINER:
+            # Server-internal (the container reaper's); clients may not send it.
+            self._enqueue_error(xid, op, ErrorCode.BAD_ARGUMENTS)
+            return
+        if op == OpCode.MULTI or op == OpCode.MULTI_READ:
+            try:
+                request = record_type.read(reader)
+            except ProtocolError:
+                # An op type ZooKeeper does not know inside a multi: MarshallingError.
+                self._enqueue_error(xid, op, ErrorCode.MARSHALLING_ERROR)
+                return
+        else:
+            request = record_type.read(reader)
         if op in _READS:
             if not self.pending:
                 self._answer(xid, op, request)
@@ -434,8 +453,14 @@ class Connection:
         slot = _Slot(xid, op, None)
         slot.reply = _pack_frame_reply(16, xid, self.server.state.last_zxid, err)
         slot.done = True
+        self._enqueue(slot)
+
+    def _enqueue(self, slot: _Slot) -> None:
+        """Queue a completed reply behind the pending ones (or send it now)."""
+        assert slot.reply is not None
         if not self.pending:
             self.out += slot.reply
+            self.sent += 1
         else:
             self.pending.append(slot)
 
@@ -497,17 +522,15 @@ class Connection:
             return b""
         if op == OpCode.ADD_WATCH:
             assert isinstance(request, AddWatchRequest)
-            from coord.server._tree import validate_path
-
-            validate_path(request.path)
+            # As ZooKeeper, the path is not validated: a watch on a bad path never fires.
             if request.mode == AddWatchMode.PERSISTENT:
                 server.watches.add(WatcherType.PERSISTENT, request.path, self)
             elif request.mode == AddWatchMode.PERSISTENT_RECURSIVE:
                 server.watches.add(WatcherType.PERSISTENT_RECURSIVE, request.path, self)
             else:
-                from coord.protocol import BadArgumentsError
+                from coord.protocol import MarshallingError
 
-                raise BadArgumentsError(f"unknown addWatch mode {request.mode}")
+                raise MarshallingError(f"unknown addWatch mode {request.mode}")
             return _pack_int(0)
         if op == OpCode.REMOVE_WATCHES or op == OpCode.CHECK_WATCHES:
             assert isinstance(request, (RemoveWatchesRequest, CheckWatchesRequest))
@@ -528,11 +551,13 @@ class Connection:
                 infos.append(ClientInfo(ident.scheme, user))
             return WhoAmIResponse(tuple(infos)).to_bytes()
         if op == OpCode.RECONFIG:
-            from coord.protocol import ReconfigDisabledError, UnimplementedError
+            from coord.protocol import ReconfigDisabledError
 
-            if server.config is None:  # pragma: no cover - placeholder for the ensemble
-                raise ReconfigDisabledError()
-            raise UnimplementedError("reconfig needs an ensemble; this server is standalone")
+            # As a ZooKeeper server with reconfigEnabled=false (the default).
+            raise ReconfigDisabledError("dynamic reconfiguration needs an ensemble")
+        if op == OpCode.SASL:
+            # No SASL mechanism is configured: ZooKeeper answers OK with a null token.
+            return _pack_int(-1)
         from coord.protocol import UnimplementedError
 
         raise UnimplementedError(f"opcode {op} is not supported")
@@ -659,7 +684,7 @@ class Server:
         self.started = time.time()
         self._proposals: list[_Proposal] = []
         self._commit_wakeup = anyio.Event()
-        self._listeners = anyio.CancelScope()
+        self._listeners: anyio.CancelScope | None = None
         self._closing_sessions: set[int] = set()
         self._next_session = ((now_ms() << 24) & 0xFFFF_FFFF_FFFF_FFFF) >> 8 | (
             config.server_id << 56
@@ -821,11 +846,14 @@ class Server:
         result = self.state.apply(entry)
         if result.events:
             trigger = self.watches.trigger
+            allows = self.acl.allows
             zxid = entry.zxid
-            for event_type, path in result.events:
+            for event_type, path, acl in result.events:
                 for watcher in trigger(event_type, path):
                     assert isinstance(watcher, Connection)
-                    watcher.notify(event_type, path, zxid)
+                    # Only to watchers that may READ the node (ZooKeeper 3.9.2).
+                    if allows(acl, _READ, watcher.auth):
+                        watcher.notify(event_type, path, zxid)
         op = entry.type
         if op == OpCode.CLOSE_SESSION:
             self._session_closed(entry.session_id)
@@ -938,7 +966,8 @@ class Server:
 
         Bounded by ``timeout`` seconds; the caller cancels :meth:`serve` afterwards.
         """
-        self._listeners.cancel()
+        if self._listeners is not None:
+            self._listeners.cancel()
         connections = list(self.connections)
         for connection in connections:
             connection.stop_reading()

@@ -1,4 +1,11 @@
-"""Test helpers shipped with coord: real Apache ZooKeeper, its CLI, and a fault proxy."""
+"""Test helpers shipped with coord: real Apache ZooKeeper, its CLI, a fault proxy, and the
+storage backends' conformance suite.
+
+``coord.testing`` imports without pytest; :class:`StorageConformance` (a pytest suite)
+is loaded on first access.
+"""
+
+from typing import TYPE_CHECKING
 
 from coord.testing._proxy import SyncTcpProxy, TcpProxy
 from coord.testing._zkcli import ZkCliCommandOutput, ZkCliResult, run_zkcli
@@ -10,7 +17,11 @@ from coord.testing._zookeeper import (
     zookeeper_available,
 )
 
+if TYPE_CHECKING:
+    from coord.testing._storage_conformance import StorageConformance
+
 __all__ = [
+    "StorageConformance",
     "SyncTcpProxy",
     "TcpProxy",
     "ZkCliCommandOutput",
@@ -22,3 +33,11 @@ __all__ = [
     "run_zkcli",
     "zookeeper_available",
 ]
+
+
+def __getattr__(name: str) -> object:
+    if name == "StorageConformance":
+        from coord.testing._storage_conformance import StorageConformance
+
+        return StorageConformance
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

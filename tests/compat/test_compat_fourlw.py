@@ -88,14 +88,6 @@ def test_fourlw_srvr_node_count_counts_root_twice(
     """ZooKeeper's "Node count" (and mntr's zk_znode_count) is its node map's size, where
     the root is stored twice (as "" and "/"): every node, plus one. getAllChildrenNumber
     of "/" counts every node but the root."""
-    if target.kind == "coord":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="coord/server/_fourlw.py reports len(state.nodes) as srvr/stat 'Node "
-                "count' and mntr zk_znode_count; ZooKeeper reports one more (lead's file)",
-            )
-        )
     with RawClient(target.host, target.port) as raw:
         for _ in range(10):
             before = int(srvr(target)["Node count"])

@@ -1,8 +1,7 @@
 """Differential tests of wire-level corners kazoo never reaches: odd opcodes, odd paths.
 
-Sent with :class:`RawClient` (coord's own codec over a socket). Where coord's server
-driver (``coord/server/_server.py``) still differs, the test is marked xfail(strict) for
-coord with the cause; the expectations are ZooKeeper 3.8's.
+Sent with :class:`RawClient` (coord's own codec over a socket); the expectations are
+ZooKeeper 3.8's, and coord must meet them too.
 """
 
 from __future__ import annotations
@@ -35,12 +34,6 @@ from coord.protocol import (
 from coord.protocol._jute import write_int, write_string
 
 OPEN = (ACL(Perm.ALL, Id("world", "anyone")),)
-
-
-def coord_differs(request: pytest.FixtureRequest, target: Any, reason: str) -> None:
-    """Mark the running test xfail(strict) when it runs against coord."""
-    if target.kind == "coord":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
 
 
 def alive(raw: RawClient) -> bool:
@@ -114,12 +107,6 @@ def test_protocol_add_watch_does_not_validate_path(
     target: Any, request: pytest.FixtureRequest
 ) -> None:
     """addWatch registers on any path string, valid or not, and answers OK."""
-    coord_differs(
-        request,
-        target,
-        "_server.Connection._local validates the addWatch path (BadArguments); ZooKeeper's "
-        "FinalRequestProcessor does not: drop the validate_path call",
-    )
     with RawClient(target.host, target.port) as raw:
         for path in ("relative", "/a//b", "/trailing/"):
             assert raw.call(OpCode.ADD_WATCH, AddWatchRequest(path, 0)).header.err == 0
@@ -127,12 +114,6 @@ def test_protocol_add_watch_does_not_validate_path(
 
 def test_protocol_add_watch_unknown_mode(target: Any, request: pytest.FixtureRequest) -> None:
     """addWatch with an unknown mode is MarshallingError; the connection stays."""
-    coord_differs(
-        request,
-        target,
-        "_server.Connection._local answers BadArguments for an unknown addWatch mode; "
-        "ZooKeeper's WatcherMode.fromZooDef throws and the reply is MarshallingError",
-    )
     with RawClient(target.host, target.port) as raw:
         reply = raw.call(OpCode.ADD_WATCH, AddWatchRequest("/", 7))
         assert reply.header.err == ErrorCode.MARSHALLING_ERROR
@@ -144,14 +125,6 @@ def test_protocol_multi_unknown_op_type(
 ) -> None:
     """A multi with an op type that is no request at all is MarshallingError as a whole,
     and the connection stays open."""
-    coord_differs(
-        request,
-        target,
-        "MultiRequest.read raises ProtocolError for an unknown op type and "
-        "_server.Connection._handle lets it close the connection; ZooKeeper answers "
-        "MarshallingError: catch ProtocolError around the MULTI/MULTI_READ body decode "
-        "in _handle and reply MARSHALLING_ERROR",
-    )
     body = bytearray()
     write_int(body, 99)  # MultiHeader: type 99, done false, err -1
     body += b"\0"
@@ -171,12 +144,6 @@ def test_protocol_client_delete_container_is_bad_arguments(
 ) -> None:
     """deleteContainer (20) from a client is BadArguments: ZooKeeper reads its body as a
     raw path, which a DeleteRequest's length prefix makes invalid."""
-    coord_differs(
-        request,
-        target,
-        "_server.Connection._handle answers UNIMPLEMENTED to DELETE_CONTAINER; "
-        "ZooKeeper answers BAD_ARGUMENTS",
-    )
     with RawClient(target.host, target.port) as raw:
         raw.call(OpCode.CREATE, CreateRequest(root, b"", OPEN, 0))
         reply = raw.call(OpCode.DELETE_CONTAINER, DeleteRequest(root, -1))
@@ -186,13 +153,6 @@ def test_protocol_client_delete_container_is_bad_arguments(
 
 def test_protocol_reconfig_disabled(target: Any, request: pytest.FixtureRequest) -> None:
     """reconfig on a standalone server without reconfigEnabled is ReconfigDisabled."""
-    coord_differs(
-        request,
-        target,
-        "_server.Connection._local answers UNIMPLEMENTED to reconfig; ZooKeeper "
-        "(reconfigEnabled=false, the default) answers RECONFIG_DISABLED: raise "
-        "ReconfigDisabledError unconditionally",
-    )
     with RawClient(target.host, target.port) as raw:
         reply = raw.call(OpCode.RECONFIG, ReconfigRequest("", "", "", -1))
         assert reply.header.err == ErrorCode.RECONFIG_DISABLED

@@ -26,15 +26,15 @@ from coord.plugins import (
     transports,
 )
 from coord.plugins.builtin.memory_store import MemoryBackend, MemoryStore
+from coord.plugins.builtin.rocksdb_store import RocksDBBackend
 from coord.plugins.builtin.tcp import TcpTransport
-from coord.protocol import DeleteRequest, Id, OpCode
+from coord.protocol import Id
 from coord.server._acl import DigestScheme, PeerInfo, digest_id
-from coord.server._apply import Entry
 from coord.server._config import ServerConfig
-from coord.server._storage import LogStore, StorageBackend
+from coord.server._storage import LogStore, StorageBackend, StoreBatch, StoreError
 from coord.server._transport import Transport
 
-BUILTINS = ["builtin.memory_store", "builtin.auth", "builtin.tcp"]
+BUILTINS = ["builtin.memory_store", "builtin.rocksdb_store", "builtin.auth", "builtin.tcp"]
 
 
 @pytest.fixture
@@ -97,7 +97,8 @@ def test_load_plugins_registers_builtins_through_the_hooks() -> None:
     )
 
     assert isinstance(storage_backend(pm, "memory"), MemoryBackend)
-    assert set(storage_backends(pm)) == {"memory"}
+    assert isinstance(storage_backend(pm, "rocksdb"), RocksDBBackend)
+    assert set(storage_backends(pm)) == {"memory", "rocksdb"}
 
     schemes = auth_schemes(pm, config)
     assert set(schemes) == {"world", "digest", "ip"}
@@ -203,7 +204,9 @@ def test_load_plugins_disabled_builtin_is_not_registered() -> None:
 
 def test_storage_backend_unknown_name_lists_available() -> None:
     pm = load_plugins(ServerConfig(), entry_points=False)
-    with pytest.raises(PluginError, match=r"unknown storage backend 'rocks'.*available: memory"):
+    with pytest.raises(
+        PluginError, match=r"unknown storage backend 'rocks'.*available: memory, rocksdb"
+    ):
         storage_backend(pm, "rocks")
 
 
@@ -345,44 +348,24 @@ def test_load_plugins_entry_point_with_a_builtin_name_is_rejected(
         load_plugins(ServerConfig())
 
 
-# --- the memory store --------------------------------------------------------------------
-
-
-def entry(zxid: int) -> Entry:
-    return Entry(zxid, 0, 1, OpCode.DELETE, DeleteRequest("/a", -1))
+# --- the memory store (its contract: tests/storage) -------------------------------------
 
 
 @pytest.mark.anyio
-async def test_MemoryStore_tracks_last_zxid_and_keeps_the_newest() -> None:
-    store = MemoryStore(retain=3)
-    assert isinstance(store, LogStore)
-    assert store.last_zxid == 0
-    await store.append([entry(1), entry(2)])
-    await store.append([])
-    await store.append([entry(3), entry(5)])
-    assert store.last_zxid == 5
-    assert [e.zxid for e in store.entries] == [2, 3, 5]
+async def test_MemoryBackend_opens_a_new_empty_store_each_time(tmp_path: Path) -> None:
+    backend = MemoryBackend()
+    assert isinstance(backend, StorageBackend)
+    config = ServerConfig(data_dir=str(tmp_path / "unused"))
+    store = backend.open(config)
+    assert isinstance(store, MemoryStore) and isinstance(store, LogStore)
+    await store.write(StoreBatch(entries=[(1, b"x")], nodes={"/a": b"a"}))
+    again = backend.open(config)  # not locked, and nothing shared
+    assert again.last_index == 0 and list(again.iter_nodes()) == []
+    assert not (tmp_path / "unused").exists()
+    with pytest.raises(StoreError, match="keeps nothing on disk; use --storage rocksdb"):
+        await store.copy_to(tmp_path / "copy")
     await store.close()
     await store.close()
     assert store.closed
-
-
-@pytest.mark.anyio
-async def test_MemoryStore_rejects_non_increasing_zxids_atomically() -> None:
-    store = MemoryStore()
-    await store.append([entry(4)])
-    with pytest.raises(ValueError, match="strictly increase"):
-        await store.append([entry(5), entry(5)])
-    with pytest.raises(ValueError, match="strictly increase"):
-        await store.append([entry(4)])
-    assert store.last_zxid == 4
-    assert len(store.entries) == 1
-
-
-@pytest.mark.anyio
-async def test_MemoryStore_append_after_close_fails() -> None:
-    store = MemoryBackend().open(ServerConfig())
-    assert isinstance(MemoryBackend(), StorageBackend)
-    await store.close()
-    with pytest.raises(RuntimeError, match="closed"):
-        await store.append([entry(1)])
+    with pytest.raises(StoreError, match="closed"):
+        await store.write(StoreBatch(entries=[(2, b"y")]))

@@ -127,18 +127,14 @@ def test_Server_garbage_handshake_closes_connection(server, healthy):
     _assert_healthy(server, healthy)
 
 
-def test_Server_unknown_opcode_answers_unimplemented_and_keeps_session(server, healthy):
-    """An unknown opcode gets an Unimplemented reply; the session stays usable."""
+def test_Server_unknown_opcode_answers_unimplemented_then_closes(server, healthy):
+    """An unknown opcode gets Unimplemented, then the connection closes (as ZooKeeper)."""
     with _connect(server) as sock:
         _handshake(sock)
         sock.sendall(frame(RequestHeader(7, 999).to_bytes()))
         reply = ReplyHeader.from_bytes(_recv_frame(sock)[:16])
         assert (reply.xid, reply.err) == (7, ErrorCode.UNIMPLEMENTED)
-        sock.sendall(
-            frame(RequestHeader(8, 4).to_bytes() + GetDataRequest("/healthy", False).to_bytes())
-        )
-        reply = ReplyHeader.from_bytes(_recv_frame(sock)[:16])
-        assert (reply.xid, reply.err) == (8, 0)
+        assert _is_closed(sock)
     _assert_healthy(server, healthy)
 
 

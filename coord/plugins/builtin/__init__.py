@@ -1,6 +1,7 @@
 """The plugins coord ships with, registered like any third-party plugin.
 
 - ``builtin.memory_store``: the storage backend ``memory`` (:mod:`.memory_store`);
+- ``builtin.rocksdb_store``: the storage backend ``rocksdb`` (:mod:`.rocksdb_store`);
 - ``builtin.auth``: the auth schemes ``world``, ``digest`` and ``ip`` (:mod:`.auth`);
 - ``builtin.tcp``: the transport ``tcp`` (:mod:`.tcp`).
 
@@ -13,6 +14,7 @@ __all__ = ["BUILTIN_PLUGINS"]
 #: ``(plugin name, module)`` of every built-in plugin, in registration order.
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("builtin.memory_store", "coord.plugins.builtin.memory_store"),
+    ("builtin.rocksdb_store", "coord.plugins.builtin.rocksdb_store"),
     ("builtin.auth", "coord.plugins.builtin.auth"),
     ("builtin.tcp", "coord.plugins.builtin.tcp"),
 )

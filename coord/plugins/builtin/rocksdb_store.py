@@ -53,13 +53,16 @@ may not be on disk and our metadata may no longer match it. The store raises
 :class:`StoreError` and refuses every later write: the server must stop rather than
 acknowledge anything more, and a restart recovers from what is actually on disk.
 
-**Threading.** A synced write blocks for an fsync. :meth:`RocksDBStore.write` runs it in a
-worker thread (``anyio.to_thread``; rocksdict releases the GIL while RocksDB writes) so
-the event loop keeps reading requests for the next group-commit batch meanwhile; see
-``benchmarks/storage_bench.py`` for the measurement behind that default
-(``threaded_writes``). Unsynced writes run inline. The cancellation of a ``write`` never
-separates the disk from the metadata in memory: once the batch is handed to RocksDB the
-call completes.
+**Threading.** A synced write blocks its caller for one WAL fsync, and by default the
+event loop with it: :meth:`RocksDBStore.write` runs inline. Handing the write to a worker
+thread (``threaded_writes=True``; rocksdict releases the GIL inside RocksDB) would let the
+loop read the next group-commit batch meanwhile, but measured it loses
+(``benchmarks/storage_bench.py``): the hand-off costs ~0.1 ms per batch, more than the
+0.1-0.2 ms fsync it would hide on an SSD; and under load the worker waits up to the GIL
+switch interval (5 ms) to hand back its result, so batches and latency balloon. Only on
+a disk with a multi-millisecond fsync, near saturation, did the thread win. Either way
+cancelling a ``write`` never separates the disk from the metadata in memory: once the
+batch is handed to RocksDB the call completes (the worker updates the metadata itself).
 """
 
 from __future__ import annotations
@@ -90,6 +93,7 @@ from rocksdict import (
     WriteOptions,
 )
 
+from coord.plugins.builtin._batch import plan_batch
 from coord.plugins.hookspecs import hookimpl
 from coord.server._storage import (
     HardState,
@@ -104,7 +108,9 @@ if TYPE_CHECKING:
     from coord.server._storage import StorageBackend
 
 __all__ = [
+    "DB_DIR",
     "FORMAT_VERSION",
+    "LOCK_FILE",
     "RocksDBBackend",
     "RocksDBStore",
     "coord_storage_backends",
@@ -134,8 +140,6 @@ _U64 = struct.Struct(">Q")
 _I64 = struct.Struct(">q")
 _U64x2 = struct.Struct(">QQ")
 _MAX_U64 = (1 << 64) - 1
-_MIN_I64 = -(1 << 63)
-_MAX_I64 = (1 << 63) - 1
 #: Records read per iterator in iter_nodes/iter_sessions: no iterator (which pins the
 #: database open) survives a ``yield``.
 _CHUNK = 4096
@@ -288,7 +292,7 @@ class RocksDBStore:
         db: Rdict,
         lock_fd: int,
         *,
-        threaded_writes: bool = True,
+        threaded_writes: bool = False,
     ) -> None:
         self._dir = data_dir
         self._db: Rdict | None = db
@@ -300,6 +304,7 @@ class RocksDBStore:
         self._sync.sync = True
         self._nosync = WriteOptions()
         self._failure: StoreError | None = None
+        self._unsynced = False  # an unsynced write since the last synced one
         self._first_index = 1
         self._last_index = 0
         self._applied_index = 0
@@ -308,12 +313,13 @@ class RocksDBStore:
     # --- opening --------------------------------------------------------------------
 
     @classmethod
-    def open(cls, data_dir: Path | str, *, threaded_writes: bool = True) -> RocksDBStore:
+    def open(cls, data_dir: Path | str, *, threaded_writes: bool = False) -> RocksDBStore:
         """Open (creating if needed) the store in ``data_dir`` and lock the directory.
 
         Args:
             data_dir: the server's data directory (created with its parents if missing).
-            threaded_writes: run synced writes in a worker thread (see module docs).
+            threaded_writes: run synced writes in a worker thread (see module docs;
+                off by default: it measured slower).
 
         Raises:
             StoreLockedError: another server (or another store in this process) holds it.
@@ -439,6 +445,12 @@ class RocksDBStore:
                 (then every later write is refused: stop the server).
         """
         await anyio.lowlevel.checkpoint_if_cancelled()
+        if not batch:
+            # Nothing to write; with sync, a barrier: earlier unsynced writes become durable.
+            if sync and self._unsynced:
+                self._sync_wal()
+            await anyio.lowlevel.cancel_shielded_checkpoint()
+            return
         plan = self._plan(batch)
         if sync and self.threaded_writes:
             # The worker updates the metadata itself: once RocksDB has the batch, memory
@@ -461,124 +473,78 @@ class RocksDBStore:
     def _plan(self, batch: StoreBatch, *, initial: bool = False) -> _Plan:
         """Validate ``batch`` and build its WriteBatch; raises ValueError, writes nothing."""
         self._check_writable()
-        first, last = self._first_index, self._last_index
-        applied, hard = self._applied_index, self._hard_state
+        plan = plan_batch(
+            batch,
+            first_index=self._first_index,
+            last_index=self._last_index,
+            applied_index=self._applied_index,
+            hard_state=self._hard_state,
+        )
         wb = WriteBatch(raw_mode=True)
         log = self._handles[_LOG]
         meta = self._handles[_META]
-
-        if batch.truncate_from is not None:
-            cut = _index(batch.truncate_from, "truncate_from")
-            if not first <= cut <= last + 1:
-                raise ValueError(
-                    f"truncate_from {cut} is outside the log [{first}, {last + 1}]"
-                )
-            if cut <= applied:
-                raise ValueError(
-                    f"truncate_from {cut} would drop applied entries (applied index {applied})"
-                )
-            if cut <= last:
-                wb.delete_range(_U64.pack(cut), _U64.pack(min(last + 1, _MAX_U64)), log)
-            last = cut - 1
-
-        expected = last + 1
-        for item in batch.entries:
-            index, data = item
-            if type(index) is not int or index != expected:
-                raise ValueError(
-                    f"entry index {index!r} does not continue the log: expected {expected}"
-                )
-            if not isinstance(data, bytes):
-                raise ValueError(f"entry {index} is {type(data).__name__}, not bytes")
+        if plan.truncate is not None:
+            wb.delete_range(_U64.pack(plan.truncate[0]), _key_after(plan.truncate[1] - 1), log)
+        for index, data in batch.entries:
             key = _U64.pack(index)
             wb.put(key, _seal(_LOG, key, data), log)
-            expected += 1
-        last = expected - 1
-
         if batch.hard_state is not None:
-            new_hard = batch.hard_state
-            term = _uint(new_hard.term, "hard_state.term")
-            vote = _uint(new_hard.vote, "hard_state.vote")
-            if term < hard.term:
-                raise ValueError(f"hard_state term {term} is behind the stored term {hard.term}")
-            wb.put(_K_HARD, _seal(_META, _K_HARD, _U64x2.pack(term, vote)), meta)
-            hard = HardState(term, vote)
-
+            hard = _U64x2.pack(plan.hard_state.term, plan.hard_state.vote)
+            wb.put(_K_HARD, _seal(_META, _K_HARD, hard), meta)
         nodes = self._handles[_NODES]
         for path, record in batch.nodes.items():
-            if not isinstance(path, str) or not path:
-                raise ValueError(f"node path {path!r} is not a non-empty str")
-            try:
-                key = path.encode("utf-8")
-            except UnicodeEncodeError:
-                raise ValueError(f"node path {path!r} is not encodable as UTF-8") from None
+            key = path.encode("utf-8")
             if record is None:
                 wb.delete(key, nodes)
-            elif isinstance(record, bytes):
-                wb.put(key, _seal(_NODES, key, record), nodes)
             else:
-                raise ValueError(f"node record {path} is {type(record).__name__}, not bytes")
-
+                wb.put(key, _seal(_NODES, key, record), nodes)
         sessions = self._handles[_SESSIONS]
         for session_id, record in batch.sessions.items():
-            if type(session_id) is not int or not _MIN_I64 <= session_id <= _MAX_I64:
-                raise ValueError(f"session id {session_id!r} is not a signed 64-bit int")
             key = _I64.pack(session_id)
             if record is None:
                 wb.delete(key, sessions)
-            elif isinstance(record, bytes):
-                wb.put(key, _seal(_SESSIONS, key, record), sessions)
             else:
-                raise ValueError(
-                    f"session record {session_id:#x} is {type(record).__name__}, not bytes"
-                )
-
+                wb.put(key, _seal(_SESSIONS, key, record), sessions)
         if batch.applied_index is not None:
-            new_applied = _uint(batch.applied_index, "applied_index")
-            if new_applied < applied:
-                raise ValueError(
-                    f"applied_index {new_applied} is behind the stored applied index {applied}"
-                )
-            applied = new_applied
-            wb.put(_K_APPLIED, _seal(_META, _K_APPLIED, _U64.pack(applied)), meta)
-
-        if batch.compact_before is not None:
-            before = _index(batch.compact_before, "compact_before")
-            if before > first:
-                if before > applied:
-                    raise ValueError(
-                        f"compact_before {before} is past the applied index {applied}: "
-                        "only applied entries may be compacted, and the entry at the "
-                        "applied index is kept"
-                    )
-                if first <= last:
-                    wb.delete_range(
-                        _U64.pack(first), _U64.pack(min(before, last + 1)), log
-                    )
-                first = before
-                last = max(last, first - 1)
-                wb.put(_K_FIRST, _seal(_META, _K_FIRST, _U64.pack(first)), meta)
-
+            applied = _U64.pack(plan.applied_index)
+            wb.put(_K_APPLIED, _seal(_META, _K_APPLIED, applied), meta)
+        if plan.compact is not None:
+            wb.delete_range(_U64.pack(plan.compact[0]), _key_after(plan.compact[1] - 1), log)
+        if initial or plan.first_index != self._first_index:
+            first = _U64.pack(plan.first_index)
+            wb.put(_K_FIRST, _seal(_META, _K_FIRST, first), meta)
         if initial:
-            wb.put(_K_FIRST, _seal(_META, _K_FIRST, _U64.pack(first)), meta)
-            wb.put(_K_FORMAT, _seal(_META, _K_FORMAT, _U64.pack(FORMAT_VERSION)), meta)
-        return _Plan(wb, first, last, applied, hard)
+            version = _U64.pack(FORMAT_VERSION)
+            wb.put(_K_FORMAT, _seal(_META, _K_FORMAT, version), meta)
+        return _Plan(wb, plan.first_index, plan.last_index, plan.applied_index, plan.hard_state)
 
     def _write_plan(self, plan: _Plan, sync: bool) -> None:
         db = self._check_writable()
         try:
             db.write(plan.batch, self._sync if sync else self._nosync)
         except Exception as exc:
-            self._failure = StoreError(
-                f"writing to the store in {self._dir} failed: {type(exc).__name__}: {exc}; "
-                "the batch may be lost. Stop the server, check the disk (is it full? I/O "
-                "errors in the kernel log?), then restart it to recover from the disk"
-            )
-            raise self._failure from exc
+            raise self._fail(exc) from exc
+        self._unsynced = not sync
         self._first_index = plan.first_index
         self._last_index = plan.last_index
         self._applied_index = plan.applied_index
         self._hard_state = plan.hard_state
+
+    def _sync_wal(self) -> None:
+        db = self._check_writable()
+        try:
+            db.flush_wal(True)
+        except Exception as exc:
+            raise self._fail(exc) from exc
+        self._unsynced = False
+
+    def _fail(self, exc: Exception) -> StoreError:
+        self._failure = StoreError(
+            f"writing to the store in {self._dir} failed: {type(exc).__name__}: {exc}; "
+            "the batch may be lost. Stop the server, check the disk (is it full? I/O "
+            "errors in the kernel log?), then restart it to recover from the disk"
+        )
+        return self._failure
 
     # --- reading --------------------------------------------------------------------
 
@@ -604,19 +570,12 @@ class RocksDBStore:
         out: list[bytes] = []
         if start == stop:
             return out
-        opts = ReadOptions()
-        opts.set_iterate_upper_bound(_U64.pack(stop))
-        it = log.iter(opts)
-        it.seek(_U64.pack(start))
         expected = start
-        while it.valid():
-            key: bytes = it.key()
+        for key, value in _scan(log, _U64.pack(start), stop=_U64.pack(stop), limit=stop - start):
             if key != _U64.pack(expected):
                 break
-            out.append(_unseal(self._dir, _LOG, key, it.value()))
+            out.append(_unseal(self._dir, _LOG, key, value))
             expected += 1
-            it.next()
-        del it
         if expected != stop:
             raise _damaged(self._dir, f"log entry {expected}", "missing")
         return out
@@ -626,23 +585,10 @@ class RocksDBStore:
         a ``yield`` (a live iterator would keep the database open after close)."""
         after: bytes | None = None
         while True:
-            cf = self._family(name)
-            it = cf.iter()
-            if after is None:
-                it.seek_to_first()
-            else:
-                it.seek(after)
-                if it.valid() and it.key() == after:
-                    it.next()
-            chunk: list[tuple[bytes, bytes]] = []
-            while it.valid() and len(chunk) < _CHUNK:
-                key: bytes = it.key()
-                chunk.append((key, _unseal(self._dir, name, key, it.value())))
-                it.next()
-            done = not it.valid()
-            del it, cf
-            yield from chunk
-            if done:
+            chunk = _scan(self._family(name), after, after=True, limit=_CHUNK)
+            for key, value in chunk:
+                yield key, _unseal(self._dir, name, key, value)
+            if len(chunk) < _CHUNK:
                 return
             after = chunk[-1][0]
 
@@ -735,9 +681,14 @@ class RocksDBStore:
 
     def _release(self) -> None:
         db, self._db = self._db, None
-        self._cf = {}
+        # Every view, handle and iterator keeps the database open: drop them all.
+        families, self._cf = self._cf, {}
         self._handles = {}
         try:
+            for cf in families.values():
+                with contextlib.suppress(Exception):
+                    cf.close()
+            del families
             if db is not None:
                 with contextlib.suppress(Exception):
                     db.close()
@@ -752,28 +703,74 @@ class RocksDBStore:
         return f"<RocksDBStore {self._dir} {state}, applied {self._applied_index}>"
 
 
-def _index(value: object, what: str) -> int:
-    if type(value) is not int or not 1 <= value <= _MAX_U64:
-        raise ValueError(f"{what} must be an int >= 1, not {value!r}")
-    return value
+def _key_after(index: int) -> bytes:
+    """The exclusive upper bound of a range deletion ending with ``index``."""
+    return _U64.pack(index + 1) if index < _MAX_U64 else b"\xff" * 9
 
 
-def _uint(value: object, what: str) -> int:
-    if type(value) is not int or not 0 <= value <= _MAX_U64:
-        raise ValueError(f"{what} must be an int >= 0, not {value!r}")
-    return value
+def _scan(
+    cf: Rdict,
+    start: bytes | None,
+    *,
+    after: bool = False,
+    stop: bytes | None = None,
+    limit: int,
+) -> list[tuple[bytes, bytes]]:
+    """Up to ``limit`` raw ``(key, value)`` pairs of ``cf`` in key order, from ``start``
+    (the first key when None; exclusive with ``after``) to ``stop`` (exclusive).
+
+    The iterator never leaves this function: a live one (even in a traceback) would keep
+    the database open after :meth:`RocksDBStore.close`.
+    """
+    opts = ReadOptions()
+    if stop is not None:
+        opts.set_iterate_upper_bound(stop)
+    it = cf.iter(opts)
+    try:
+        if start is None:
+            it.seek_to_first()
+        else:
+            it.seek(start)
+            if after and it.valid() and it.key() == start:
+                it.next()
+        out: list[tuple[bytes, bytes]] = []
+        while len(out) < limit and it.valid():
+            out.append((it.key(), it.value()))
+            it.next()
+        return out
+    finally:
+        del it
 
 
 def _first_key(cf: Rdict) -> bytes | None:
     it = cf.iter()
-    it.seek_to_first()
-    return it.key() if it.valid() else None
+    try:
+        it.seek_to_first()
+        return it.key() if it.valid() else None
+    finally:
+        del it
 
 
 def _last_key(cf: Rdict) -> bytes | None:
     it = cf.iter()
-    it.seek_to_last()
-    return it.key() if it.valid() else None
+    try:
+        it.seek_to_last()
+        return it.key() if it.valid() else None
+    finally:
+        del it
+
+
+def _count(cf: Rdict) -> int:
+    it = cf.iter()
+    try:
+        it.seek_to_first()
+        n = 0
+        while it.valid():
+            n += 1
+            it.next()
+        return n
+    finally:
+        del it
 
 
 def _open_db(data_dir: Path, access: AccessType) -> Rdict:
@@ -811,36 +808,35 @@ def _verify(
     checked = 0
     reported = 0
     for name in _FAMILIES:
-        it = family(name).iter()
-        it.seek_to_first()
         expected = first
-        while it.valid():
-            key: bytes = it.key()
-            value: bytes = it.value()
-            _unseal(where, name, key, value)
-            if name == _LOG:
-                if len(key) != 8:
-                    raise _damaged(where, _describe(_LOG, key), "key not 8 bytes")
-                index = _U64.unpack(key)[0]
-                if index != expected:
-                    raise _damaged(where, f"log entry {expected}", "missing")
-                expected += 1
-            elif name == _NODES:
-                try:
-                    key.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise _damaged(where, _describe(_NODES, key), "key not UTF-8") from None
-            elif name == _SESSIONS and len(key) != 8:
-                raise _damaged(where, _describe(_SESSIONS, key), "key not 8 bytes")
-            counts[names[name]] += 1
-            checked += len(key) + len(value)
+        after: bytes | None = None
+        while True:
+            chunk = _scan(family(name), after, after=True, limit=_CHUNK)
+            for key, value in chunk:
+                _unseal(where, name, key, value)
+                if name == _LOG:
+                    if len(key) != 8:
+                        raise _damaged(where, _describe(_LOG, key), "key not 8 bytes")
+                    if _U64.unpack(key)[0] != expected:
+                        raise _damaged(where, f"log entry {expected}", "missing")
+                    expected += 1
+                elif name == _NODES:
+                    try:
+                        key.decode("utf-8")
+                    except UnicodeDecodeError:
+                        raise _damaged(where, _describe(_NODES, key), "key not UTF-8") from None
+                elif name == _SESSIONS and len(key) != 8:
+                    raise _damaged(where, _describe(_SESSIONS, key), "key not 8 bytes")
+                counts[names[name]] += 1
+                checked += len(key) + len(value)
             if progress is not None and checked - reported >= 1 << 20:
                 reported = checked
                 progress(checked)
-            it.next()
+            if len(chunk) < _CHUNK:
+                break
+            after = chunk[-1][0]
         if name == _LOG and expected != last + 1:
             raise _damaged(where, f"log entry {expected}", "missing")
-        del it
     counts["bytes"] = checked
     if progress is not None:
         progress(checked)
@@ -870,8 +866,9 @@ def inspect(data_dir: Path | str, *, verify: bool = False) -> dict[str, Any]:
     if not (data_dir / DB_DIR / "CURRENT").exists():
         raise StoreError(f"there is no rocksdb store in {data_dir}")
     db = _open_db(data_dir, AccessType.read_only(False))
+    cfs: dict[str, Rdict] = {}
     try:
-        cfs = {name: db.get_column_family(name) for name in _FAMILIES}
+        cfs.update((name, db.get_column_family(name)) for name in _FAMILIES)
 
         def meta(key: bytes) -> bytes:
             raw = cfs[_META].get(key)
@@ -892,15 +889,17 @@ def inspect(data_dir: Path | str, *, verify: bool = False) -> dict[str, Any]:
             "applied_index": _U64.unpack(meta(_K_APPLIED))[0],
             "term": term,
             "vote": vote,
-            "nodes": sum(1 for _ in cfs[_NODES].keys()),
-            "sessions": sum(1 for _ in cfs[_SESSIONS].keys()),
+            "nodes": _count(cfs[_NODES]),
+            "sessions": _count(cfs[_SESSIONS]),
             "disk_bytes": _dir_size(data_dir / DB_DIR),
             "locked_by": _is_locked(data_dir),
         }
         if verify:
             info["verified"] = _verify(data_dir, cfs.__getitem__, None, first, last)
-        del cfs
     finally:
+        for cf in cfs.values():
+            cf.close()
+        cfs.clear()
         db.close()
         del db
     return info
