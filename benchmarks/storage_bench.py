@@ -33,7 +33,7 @@ from pathlib import Path
 import anyio
 import anyio.lowlevel
 
-from coord.plugins.builtin.rocksdb_store import RocksDBStore
+from coord.plugins.builtin.rocksdb_store import THREAD_ABOVE_FSYNC, RocksDBStore
 from coord.server._storage import StoreBatch
 
 __all__ = ["main"]
@@ -198,7 +198,7 @@ async def bench_startup(directory: Path, count: int) -> None:
     start = time.perf_counter()
     chunk = 10_000
     for base in range(0, count, chunk):
-        nodes = {
+        nodes: dict[str, bytes | None] = {
             f"/app/s{i // 1000:04d}/n{i:07d}": random.randbytes(len(NODE))
             for i in range(base, base + chunk)
         }
@@ -231,8 +231,8 @@ async def bench_startup(directory: Path, count: int) -> None:
     # A crash leaves the records in the WAL and memtables: open replays the WAL.
     shutil.rmtree(data_dir)
     store = RocksDBStore.open(data_dir)
-    nodes = {f"/w/n{i:07d}": NODE for i in range(200_000)}
-    await store.write(StoreBatch(nodes=nodes))
+    wal_nodes: dict[str, bytes | None] = {f"/w/n{i:07d}": NODE for i in range(200_000)}
+    await store.write(StoreBatch(nodes=wal_nodes))
     crash_copy = directory / "startup-crashed"
     shutil.copytree(data_dir, crash_copy)  # the files as a crash would leave them
     await store.close()
@@ -280,10 +280,17 @@ def main(argv: list[str] | None = None) -> None:
     try:
         print(f"disk of {base}")
         bench_fsync(base, args.fsyncs)
+        probe = RocksDBStore.open(base / "probe")
+        mode = "a worker thread" if probe.threaded_writes else "inline"
+        print(
+            f"RocksDBStore.open's fsync probe: {_ms(probe.fsync_seconds)} -> synced writes "
+            f"run {mode} (threshold {_ms(THREAD_ABOVE_FSYNC)})"
+        )
+        anyio.run(probe.close)
         anyio.run(bench_batches, base, args.batches, backend_options=backend_options)
         print(
             f"group commit, open loop, {args.work_us:.0f} us CPU per request, "
-            f"{args.seconds:.0f} s runs (latency from arrival to reply):"
+            f"{args.seconds:g} s runs (latency from arrival to reply):"
         )
         for slow_ms in args.slow_disk_ms:
             for rate in args.rates:

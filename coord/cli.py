@@ -200,11 +200,11 @@ def _run_server(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
     config = _config_from_args(args, env)
     configure_logging(config.log_level)
-    from coord.server import run
+    from coord.server import StoreError, run
 
     try:
         return run(config)
-    except (PluginError, ConfigError) as exc:
+    except (PluginError, ConfigError, StoreError) as exc:
         return _error(exc)
     except BaseExceptionGroup as group:  # raised from inside the server's task group
         leaf = _sole_startup_error(group)
@@ -225,7 +225,9 @@ def _sole_startup_error(group: BaseExceptionGroup[BaseException]) -> BaseExcepti
             pending.extend(exc.exceptions)
         else:
             errors.append(exc)
-    if len(errors) == 1 and isinstance(errors[0], PluginError | ConfigError):
+    from coord.server import StoreError
+
+    if len(errors) == 1 and isinstance(errors[0], PluginError | ConfigError | StoreError):
         return errors[0]
     return None
 

@@ -61,6 +61,7 @@ def test_parse_server_config_converts_every_kind_of_flag() -> None:
     config = parse_server_config(argv, {})
     assert config == ServerConfig(
         host="0.0.0.0",
+        storage="memory",
         tick_time=500,
         min_session_timeout=1000,
         max_session_timeout=9000,

@@ -4,7 +4,15 @@ from ._acl import AclPolicy, AuthScheme, DigestScheme, IpScheme, PeerInfo, World
 from ._apply import ApplyResult, Entry, StateMachine
 from ._config import ConfigError, ServerConfig, load_config
 from ._server import Server, run, serve
-from ._storage import LogStore, StorageBackend
+from ._storage import (
+    HardState,
+    LogStore,
+    StorageBackend,
+    StoreBatch,
+    StoreCorruptedError,
+    StoreError,
+    StoreLockedError,
+)
 from ._transport import ConnectionHandler, Transport
 
 __all__ = [
@@ -15,6 +23,7 @@ __all__ = [
     "ConnectionHandler",
     "DigestScheme",
     "Entry",
+    "HardState",
     "IpScheme",
     "LogStore",
     "PeerInfo",
@@ -22,6 +31,10 @@ __all__ = [
     "ServerConfig",
     "StateMachine",
     "StorageBackend",
+    "StoreBatch",
+    "StoreCorruptedError",
+    "StoreError",
+    "StoreLockedError",
     "Transport",
     "WorldScheme",
     "digest_id",

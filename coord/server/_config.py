@@ -100,8 +100,9 @@ class ServerConfig:
     port: int = _doc(2181, "Client port (0 picks a free port; the bound one is reported).")
     data_dir: str = _doc("coord-data", "Directory of the durable storage backend's files.")
     storage: str = _doc(
-        "memory",
-        'Storage backend name, as a plugin registers it (built-in: "memory").',
+        "rocksdb",
+        'Storage backend name, as a plugin registers it (built-in: "rocksdb", durable, '
+        'in data_dir; "memory", nothing survives a restart).',
     )
     tick_time: int = _doc(
         2000, "Basic time unit in milliseconds (ZooKeeper's tickTime); sessions expire on it."

@@ -131,7 +131,9 @@ def load_state(
         try:
             sessions[session_id] = decode_session(session_id, record)
         except ProtocolError as exc:
-            raise StoreCorruptedError(f"session record 0x{session_id:x} is damaged: {exc}") from None
+            raise StoreCorruptedError(
+                f"session record 0x{session_id:x} is damaged: {exc}"
+            ) from None
     nodes: dict[str, Node] = {}
     acls: dict[tuple[ACL, ...], tuple[ACL, ...]] = {}
     count = 0

@@ -27,6 +27,7 @@ one read of the socket leave in one write. There is no task per request.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -80,7 +81,10 @@ from coord.protocol._records import REQUEST_TYPES
 from ._acl import AclPolicy, PeerInfo
 from ._apply import ApplyResult, CreateSession, Entry, StateMachine
 from ._config import ServerConfig
+from ._failpoints import _armed, failpoint
+from ._persist import encode_node, encode_session, load_state
 from ._sessions import SessionTracker
+from ._storage import HardState, StoreBatch, StoreCorruptedError, StoreError
 from ._watches import WatchManager
 
 __all__ = ["Connection", "Server", "run", "serve"]
@@ -166,6 +170,12 @@ FOUR_LETTER_WORDS = {
 }
 
 _OUT_LIMIT = 64 * 1024 * 1024
+#: Log entries kept behind the applied index (for followers catching up); compaction
+#: drops older ones once twice as many have accumulated.
+LOG_RETAIN = 50_000
+_INDEX_MASK = 0xFFFF_FFFF
+#: How long the first SIGINT/SIGTERM waits for accepted requests to be answered.
+DRAIN_SECONDS = 10.0
 _READ = int(Perm.READ)
 
 
@@ -676,6 +686,17 @@ class Server:
         self.watches = WatchManager()
         self.tracker = SessionTracker(config.tick_time)
         self.store = storage_backend(self.plugins, config.storage).open(config)
+        self._term = 0
+        self._index = 0
+        self._applied_index = 0
+        self._written_applied_index = 0
+        self._hard_state: HardState | None = None
+        self.failed: BaseException | None = None
+        try:
+            self._recover()
+        except BaseException:
+            self._close_store_now()
+            raise
         self.transports = transports(self.plugins)
         self.connections: set[Connection] = set()
         self.by_session: dict[int, Connection] = {}
@@ -689,8 +710,6 @@ class Server:
         self._next_session = ((now_ms() << 24) & 0xFFFF_FFFF_FFFF_FFFF) >> 8 | (
             config.server_id << 56
         )
-        self._epoch = 0
-        self._counter = 0
         self.latency = LatencyStats()
         self.packets_received = 0
         self.packets_sent = 0
@@ -820,26 +839,143 @@ class Server:
         connection: Connection | None,
         slot: _Slot | None,
     ) -> None:
-        self._counter += 1
-        zxid = (self._epoch << 32) | self._counter
+        self._index += 1
+        zxid = (self._term << 32) | self._index
         entry = Entry(zxid, now_ms(), session_id, op, request, auth)
         self._proposals.append(_Proposal(entry, connection, slot))
         self._commit_wakeup.set()
 
     async def _commit_loop(self) -> None:
-        """Group commit: one durable append per batch, then apply in order."""
-        store = self.store
+        """Group commit: one durable write per batch, then apply in order.
+
+        A batch's write carries its new entries *and* the records changed by applying the
+        previous batches, with the index they are applied up to; so the applied state is
+        persisted without a write of its own, and recovery replays the log after it.
+        """
         while True:
             if not self._proposals:
+                if self.state.touched or self.state.touched_sessions:
+                    # Idle: persist the applied state so a restart replays less.
+                    await self._write(self._state_batch(), sync=False)
+                    continue
                 self._commit_wakeup = anyio.Event()
                 await self._commit_wakeup.wait()
                 continue
             batch = self._proposals
             self._proposals = []
-            await store.append([proposal.entry for proposal in batch])
+            store_batch = self._state_batch()
+            store_batch.entries = [
+                (proposal.entry.zxid & _INDEX_MASK, proposal.entry.encode()) for proposal in batch
+            ]
+            if _armed:
+                failpoint("before-log-write")
+                if store_batch.compact_before is not None:
+                    failpoint("mid-compaction")
+            await self._write(store_batch, sync=True)
+            if _armed:
+                failpoint("after-log-write")
             for proposal in batch:
                 self._apply(proposal)
+            self._applied_index = batch[-1].entry.zxid & _INDEX_MASK
+            if _armed:
+                failpoint("before-reply")
             self.latency.add(now_ms() - batch[0].entry.time)
+
+    async def _write(self, batch: StoreBatch, *, sync: bool) -> None:
+        """Write to the store, or stop the server: nothing is acknowledged unless durable."""
+        try:
+            await self.store.write(batch, sync=sync)
+        except StoreError as exc:
+            self.failed = exc
+            log.critical(
+                "storage failure, stopping so that no write is acknowledged unless it is on "
+                "disk: %s",
+                exc,
+            )
+            raise
+
+    def _state_batch(self) -> StoreBatch:
+        """The records changed by applied entries, and the index they are applied up to."""
+        state = self.state
+        batch = StoreBatch()
+        if state.touched:
+            nodes = state.nodes
+            records: dict[str, bytes | None] = {}
+            for path in state.touched:
+                node = nodes.get(path)
+                records[path] = None if node is None else encode_node(node)
+            batch.nodes = records
+            state.touched = set()
+        if state.touched_sessions:
+            sessions = state.sessions
+            session_records: dict[int, bytes | None] = {}
+            for session_id in state.touched_sessions:
+                session = sessions.get(session_id)
+                session_records[session_id] = None if session is None else encode_session(session)
+            batch.sessions = session_records
+            state.touched_sessions = set()
+        if self._applied_index > self._written_applied_index:
+            batch.applied_index = self._written_applied_index = self._applied_index
+            # Keep a tail of the log (for followers catching up); drop what is older.
+            if self._applied_index - self.store.first_index > 2 * LOG_RETAIN:
+                batch.compact_before = self._applied_index - LOG_RETAIN
+        if self._hard_state is not None:
+            batch.hard_state = self._hard_state
+            self._hard_state = None
+        return batch
+
+    def _recover(self) -> None:
+        """Rebuild the state from the store: load the applied records, replay the log."""
+        store = self.store
+        state = self.state
+        started = time.monotonic()
+        count = load_state(store, state, progress=lambda n: log.info("loading: %d nodes so far", n))
+        applied = store.applied_index
+        if applied:
+            state.last_zxid = self._decode_entry(store.read_entries(applied, applied + 1)[0]).zxid
+        replayed = 0
+        index = applied + 1
+        while index <= store.last_index:
+            chunk = store.read_entries(index, min(index + 4096, store.last_index + 1))
+            for raw in chunk:
+                state.apply(self._decode_entry(raw))
+            index += len(chunk)
+            replayed += len(chunk)
+        # Replayed entries' effects are in memory only: the first batch writes them.
+        self._applied_index = store.last_index
+        self._written_applied_index = applied
+        self._index = store.last_index
+        self._term = store.hard_state.term + 1
+        self._hard_state = HardState(self._term, 0)
+        now = now_ms()
+        for session_id, session in state.sessions.items():
+            # As ZooKeeper after a restart: every session gets a fresh timeout.
+            self.tracker.add(session_id, session.timeout, now)
+        if count or replayed:
+            log.info(
+                "recovered %d nodes, %d sessions and %d log entries (zxid 0x%x) in %.2f s",
+                count,
+                len(state.sessions),
+                replayed,
+                state.last_zxid,
+                time.monotonic() - started,
+            )
+
+    @staticmethod
+    def _decode_entry(raw: bytes) -> Entry:
+        try:
+            return Entry.decode(raw)
+        except ProtocolError as exc:
+            raise StoreCorruptedError(f"a log entry cannot be decoded: {exc}") from None
+
+    def _close_store_now(self) -> None:
+        async def close() -> None:
+            await self.store.close()
+
+        try:
+            anyio.run(close)
+        except RuntimeError:  # already inside an event loop: close() runs in serve()
+            pass
 
     def _apply(self, proposal: _Proposal) -> None:
         entry = proposal.entry
@@ -959,21 +1095,23 @@ class Server:
         finally:
             with anyio.CancelScope(shield=True):
                 notify_server_stopping(self.plugins, self)
+                if self.failed is None:
+                    with contextlib.suppress(StoreError):
+                        await self.store.write(self._state_batch(), sync=True)
                 await self.store.close()
 
-    async def drain(self, timeout: float = 10.0) -> None:
+    async def drain(self) -> None:
         """Stop accepting connections and requests; answer what was accepted; close.
 
-        Bounded by ``timeout`` seconds; the caller cancels :meth:`serve` afterwards.
+        Bound it with ``anyio.move_on_after``; the caller cancels :meth:`serve` afterwards.
         """
         if self._listeners is not None:
             self._listeners.cancel()
         connections = list(self.connections)
         for connection in connections:
             connection.stop_reading()
-        with anyio.move_on_after(timeout):
-            for connection in connections:
-                await connection.wait_closed()
+        for connection in connections:
+            await connection.wait_closed()
         log.info("drained %d connection(s)", len(connections))
 
     def four_letter_word(self, word: str) -> str:
@@ -1008,7 +1146,8 @@ def run(config: ServerConfig) -> int:
                 async for signum in signals:
                     log.info("received %s; draining", signal.Signals(signum).name)
                     _second_signal_exits()
-                    await server.drain()
+                    with anyio.move_on_after(DRAIN_SECONDS):
+                        await server.drain()
                     tg.cancel_scope.cancel()
                     break
 

@@ -15,15 +15,20 @@ A backend's tests subclass :class:`StorageConformance` (the class name must star
         def corrupt(self, data_dir, kind, key):   # optional
             ...                                   # damage one record on disk
 
+        def break_writes(self, store):            # optional
+            ...                                   # make the engine fail the next write
+
 The suite is async (anyio; ``anyio_backend`` defaults to ``"asyncio"`` and may be
 overridden). It checks the :class:`~coord.server._storage.LogStore` contract: the log
-stays contiguous and truncates and compacts as Raft needs, a batch is atomic (all of it or,
-when rejected, none of it -- also after a reopen), node records iterate parents first,
-``None`` deletes, the hard state round-trips, and for persistent backends: everything
-survives a reopen, the data directory is locked while open, damaged records are reported
-with :class:`~coord.server._storage.StoreCorruptedError` naming them, and ``copy_to``
-makes a store another server can open. A seeded random test compares the store with a
-small model over hundreds of batches, valid and invalid.
+stays contiguous and truncates and compacts as Raft needs (never an applied entry; only
+applied ones, keeping the entry at the applied index), the applied index and the term never
+go back, a batch is atomic (all of it or, when rejected with ``ValueError``, none of it --
+also after a reopen), node records iterate parents first, ``None`` deletes, the hard
+state round-trips, and for persistent backends: everything survives a reopen, the data
+directory is locked while open, damaged records are reported with
+:class:`~coord.server._storage.StoreCorruptedError` naming them, ``copy_to`` makes a store
+another server can open, and a failed write stops the store (fail-stop). A seeded random
+test compares the store with a small model over hundreds of batches, valid and not.
 """
 
 from __future__ import annotations

@@ -58,7 +58,8 @@ def raw_db(data_dir: Path) -> Iterator[Rdict]:
 def raw_get(data_dir: Path, family: str, key: bytes) -> bytes:
     """A value of the closed store's database, read behind its back."""
     with raw_db(data_dir) as db:
-        value: bytes = db.get_column_family(family)[key]
+        value = db.get_column_family(family)[key]
+    assert isinstance(value, bytes)
     return value
 
 
@@ -145,7 +146,7 @@ async def test_RocksDBStore_lock_names_the_holding_process_and_dies_with_it(
 
 @pytest.mark.anyio
 async def test_RocksDBStore_acknowledged_write_survives_SIGKILL(tmp_path: Path) -> None:
-    """A synced write is in the WAL when write() returns; recovery replays it."""
+    """A synced write (or barrier) is in the WAL when write() returns; recovery replays it."""
     script = textwrap.dedent(
         f"""
         import os, signal, anyio
@@ -157,6 +158,9 @@ async def test_RocksDBStore_acknowledged_write_survives_SIGKILL(tmp_path: Path) 
             for i in range(1, 101):
                 await store.write(StoreBatch(entries=[(i, b"e%d" % i)], nodes={{"/n": b"%d" % i}},
                                              applied_index=i))
+            for i in range(101, 111):
+                await store.write(StoreBatch(entries=[(i, b"e%d" % i)]), sync=False)
+            await store.write(StoreBatch())  # the barrier makes them durable too
             os.kill(os.getpid(), signal.SIGKILL)
 
         anyio.run(main)
@@ -166,8 +170,8 @@ async def test_RocksDBStore_acknowledged_write_survives_SIGKILL(tmp_path: Path) 
     assert result.returncode == -signal.SIGKILL, result.stderr.decode()
     store = RocksDBStore.open(tmp_path)
     try:
-        assert (store.last_index, store.applied_index) == (100, 100)
-        assert store.read_entries(99, 101) == [b"e99", b"e100"]
+        assert (store.last_index, store.applied_index) == (110, 100)
+        assert store.read_entries(99, 102) == [b"e99", b"e100", b"e101"]
         assert list(store.iter_nodes()) == [("/n", b"100")]
     finally:
         await store.close()
@@ -331,3 +335,25 @@ async def test_RocksDBStore_iteration_stops_when_the_store_closes(tmp_path: Path
     await reopened.close()
     with pytest.raises(StoreError, match="closed"):
         list(nodes)
+
+
+@pytest.mark.anyio
+async def test_RocksDBStore_writes_in_a_thread_only_on_a_slow_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """open() times the disk's fdatasync: above THREAD_ABOVE_FSYNC, writes go to a thread
+    (measured faster there); below, inline (measured faster there)."""
+    store = RocksDBStore.open(tmp_path)
+    assert store.fsync_seconds > 0
+    assert store.threaded_writes == (store.fsync_seconds > rocksdb_store.THREAD_ABOVE_FSYNC)
+    await store.close()
+    assert (tmp_path / LOCK_FILE).read_text() == f"{os.getpid()}\n"  # the probe left no trace
+    monkeypatch.setattr(rocksdb_store, "THREAD_ABOVE_FSYNC", 0.0)
+    store = RocksDBStore.open(tmp_path)
+    assert store.threaded_writes
+    await store.write(StoreBatch(entries=[(1, b"x")]))
+    await store.close()
+    store = RocksDBStore.open(tmp_path, threaded_writes=False)
+    assert not store.threaded_writes and store.fsync_seconds == 0.0
+    assert store.read_entries(1, 2) == [b"x"]
+    await store.close()

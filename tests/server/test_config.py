@@ -26,7 +26,7 @@ def write_toml(tmp_path: Path, text: str) -> Path:
 def test_ServerConfig_defaults() -> None:
     """The defaults are ZooKeeper's (tickTime 2000, maxClientCnxns 60, jute.maxbuffer)."""
     config = ServerConfig()
-    assert (config.host, config.port, config.storage) == ("127.0.0.1", 2181, "memory")
+    assert (config.host, config.port, config.storage) == ("127.0.0.1", 2181, "rocksdb")
     assert config.tick_time == 2000
     assert config.effective_min_session_timeout == 4000
     assert config.effective_max_session_timeout == 40000

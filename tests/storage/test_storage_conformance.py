@@ -20,6 +20,7 @@ def flip_last_byte(data_dir: Path, family: str, key: bytes) -> None:
     try:
         cf = db.get_column_family(family)
         value = cf[key]
+        assert isinstance(value, bytes)
         cf[key] = value[:-1] + bytes([value[-1] ^ 0x01])
         del cf
     finally:

@@ -10,7 +10,7 @@ is nothing to checksum.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +21,6 @@ from coord.plugins.hookspecs import hookimpl
 from coord.server._storage import HardState, StoreBatch, StoreError
 
 if TYPE_CHECKING:
-    from coord.server._apply import Entry
     from coord.server._config import ServerConfig
     from coord.server._storage import StorageBackend
 
@@ -163,17 +162,6 @@ class MemoryStore:
     def _check_open(self) -> None:
         if self._closed:
             raise StoreError("the memory store is closed")
-
-    async def append(self, entries: Sequence[Entry]) -> None:
-        """Transitional: what the server's commit loop calls until it writes
-        :class:`~coord.server._storage.StoreBatch` es. Checks nothing and keeps nothing
-        (the memory backend's data was never read back). Remove with that change.
-
-        Raises:
-            StoreError: the store is closed.
-        """
-        await anyio.lowlevel.checkpoint()
-        self._check_open()
 
 
 class MemoryBackend:

@@ -53,16 +53,18 @@ may not be on disk and our metadata may no longer match it. The store raises
 :class:`StoreError` and refuses every later write: the server must stop rather than
 acknowledge anything more, and a restart recovers from what is actually on disk.
 
-**Threading.** A synced write blocks its caller for one WAL fsync, and by default the
-event loop with it: :meth:`RocksDBStore.write` runs inline. Handing the write to a worker
-thread (``threaded_writes=True``; rocksdict releases the GIL inside RocksDB) would let the
-loop read the next group-commit batch meanwhile, but measured it loses
-(``benchmarks/storage_bench.py``): the hand-off costs ~0.1 ms per batch, more than the
-0.1-0.2 ms fsync it would hide on an SSD; and under load the worker waits up to the GIL
-switch interval (5 ms) to hand back its result, so batches and latency balloon. Only on
-a disk with a multi-millisecond fsync, near saturation, did the thread win. Either way
-cancelling a ``write`` never separates the disk from the metadata in memory: once the
-batch is handed to RocksDB the call completes (the worker updates the metadata itself).
+**Threading.** A synced write blocks for one WAL fsync. Run inline, it blocks the event
+loop too; handed to a worker thread (rocksdict releases the GIL inside RocksDB), the loop
+reads the next group-commit batch meanwhile. Measured (``benchmarks/storage_bench.py``):
+on a disk whose fsync takes ~0.1 ms (an SSD with a write cache, this machine's virtual
+disk) inline wins at every load -- the hand-off costs ~0.1 ms per batch, and under load
+the worker waits for the GIL (up to the 5 ms switch interval) to hand back its result; on
+a disk with a 2 ms fsync the thread wins from ~5k writes/s on (p50 -25 % at 10-15k/s) and
+holds 20k/s where inline saturates near 18k/s. So :meth:`RocksDBStore.open` times a few
+fdatasyncs of the lock file and writes in a thread when they take more than 1 ms
+(``threaded_writes`` overrides it). Either way cancelling a ``write`` never separates the
+disk from the metadata in memory: once the batch is handed to RocksDB the call completes
+(the worker updates the metadata itself).
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ import errno
 import fcntl
 import os
 import struct
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -111,6 +114,7 @@ __all__ = [
     "DB_DIR",
     "FORMAT_VERSION",
     "LOCK_FILE",
+    "THREAD_ABOVE_FSYNC",
     "RocksDBBackend",
     "RocksDBStore",
     "coord_storage_backends",
@@ -140,6 +144,9 @@ _U64 = struct.Struct(">Q")
 _I64 = struct.Struct(">q")
 _U64x2 = struct.Struct(">QQ")
 _MAX_U64 = (1 << 64) - 1
+#: Synced writes go to a worker thread when an fdatasync takes longer than this (s).
+THREAD_ABOVE_FSYNC = 1e-3
+_FSYNC_PROBES = 5
 #: Records read per iterator in iter_nodes/iter_sessions: no iterator (which pins the
 #: database open) survives a ``yield``.
 _CHUNK = 4096
@@ -218,7 +225,7 @@ def _dir_size(path: Path) -> int:
 
 def _lock_holder(lock_path: Path) -> str:
     try:
-        text = lock_path.read_text(errors="replace").strip()
+        text = lock_path.read_text(errors="replace").split("\n", 1)[0].strip()
     except OSError:
         return "unknown"
     return text if text.isdigit() else "unknown"
@@ -247,6 +254,23 @@ def _take_lock(data_dir: Path) -> int:
         os.close(fd)
         raise StoreError(f"cannot write the lock file {lock_path}: {exc.strerror}") from exc
     return fd
+
+
+def _probe_fsync(fd: int) -> float:
+    """The median time of a few small appends + fdatasyncs to the lock file (s): like a
+    WAL append, each makes the file longer. The file is cut back to the pid afterwards."""
+    keep = os.fstat(fd).st_size
+    block = b"\0" * 256
+    samples = []
+    try:
+        for i in range(_FSYNC_PROBES):
+            start = time.perf_counter()
+            os.pwrite(fd, block, keep + i * len(block))
+            os.fdatasync(fd)
+            samples.append(time.perf_counter() - start)
+    finally:
+        os.ftruncate(fd, keep)
+    return sorted(samples)[len(samples) // 2]
 
 
 def _is_locked(data_dir: Path) -> int | None:
@@ -292,12 +316,16 @@ class RocksDBStore:
         db: Rdict,
         lock_fd: int,
         *,
-        threaded_writes: bool = False,
+        threaded_writes: bool,
+        fsync_seconds: float,
     ) -> None:
         self._dir = data_dir
         self._db: Rdict | None = db
         self._lock_fd: int | None = lock_fd
+        #: Whether synced writes run in a worker thread (see module docs).
         self.threaded_writes = threaded_writes
+        #: The fdatasync time measured at open (s); 0.0 when not measured.
+        self.fsync_seconds = fsync_seconds
         self._cf = {name: db.get_column_family(name) for name in _FAMILIES}
         self._handles = {name: db.get_column_family_handle(name) for name in _FAMILIES}
         self._sync = WriteOptions()
@@ -305,6 +333,7 @@ class RocksDBStore:
         self._nosync = WriteOptions()
         self._failure: StoreError | None = None
         self._unsynced = False  # an unsynced write since the last synced one
+        self._writing = False  # a threaded write is in flight
         self._first_index = 1
         self._last_index = 0
         self._applied_index = 0
@@ -313,13 +342,13 @@ class RocksDBStore:
     # --- opening --------------------------------------------------------------------
 
     @classmethod
-    def open(cls, data_dir: Path | str, *, threaded_writes: bool = False) -> RocksDBStore:
+    def open(cls, data_dir: Path | str, *, threaded_writes: bool | None = None) -> RocksDBStore:
         """Open (creating if needed) the store in ``data_dir`` and lock the directory.
 
         Args:
             data_dir: the server's data directory (created with its parents if missing).
-            threaded_writes: run synced writes in a worker thread (see module docs;
-                off by default: it measured slower).
+            threaded_writes: run synced writes in a worker thread; None decides by the
+                disk's fsync time, measured here (see module docs).
 
         Raises:
             StoreLockedError: another server (or another store in this process) holds it.
@@ -336,11 +365,20 @@ class RocksDBStore:
             ) from exc
         lock_fd = _take_lock(data_dir)
         try:
+            fsync_seconds = 0.0
+            if threaded_writes is None:
+                fsync_seconds = _probe_fsync(lock_fd)
+                threaded_writes = fsync_seconds > THREAD_ABOVE_FSYNC
             db = _open_db(data_dir, AccessType.read_write())
+        except OSError as exc:
+            os.close(lock_fd)
+            raise StoreError(f"cannot write to the data directory {data_dir}: {exc}") from exc
         except BaseException:
             os.close(lock_fd)
             raise
-        store = cls(data_dir, db, lock_fd, threaded_writes=threaded_writes)
+        store = cls(
+            data_dir, db, lock_fd, threaded_writes=threaded_writes, fsync_seconds=fsync_seconds
+        )
         try:
             store._load()
         except BaseException:
@@ -437,14 +475,21 @@ class RocksDBStore:
     async def write(self, batch: StoreBatch, *, sync: bool = True) -> None:
         """Apply ``batch`` atomically; with ``sync``, return once it is durable.
 
+        A synced write also makes every earlier unsynced one durable; so does an empty
+        batch with ``sync`` (a barrier), which costs one fsync only when there is
+        something unsynced.
+
         Raises:
             ValueError: the batch is inconsistent with the store (entries not contiguous,
                 truncation of compacted or applied entries, compaction past the applied
                 index, the applied index or term going backwards); nothing is written.
             StoreError: the store is closed, an earlier write failed, or this one failed
                 (then every later write is refused: stop the server).
+            RuntimeError: another task's write is in flight (use the store from one task).
         """
         await anyio.lowlevel.checkpoint_if_cancelled()
+        if self._writing:
+            raise RuntimeError("RocksDBStore.write called while another write is in flight")
         if not batch:
             # Nothing to write; with sync, a barrier: earlier unsynced writes become durable.
             if sync and self._unsynced:
@@ -455,7 +500,11 @@ class RocksDBStore:
         if sync and self.threaded_writes:
             # The worker updates the metadata itself: once RocksDB has the batch, memory
             # follows it even if this task is cancelled meanwhile (run_sync waits).
-            await anyio.to_thread.run_sync(self._write_plan, plan, sync)
+            self._writing = True
+            try:
+                await anyio.to_thread.run_sync(self._write_plan, plan, sync)
+            finally:
+                self._writing = False
         else:
             self._write_plan(plan, sync)
             await anyio.lowlevel.cancel_shielded_checkpoint()
