@@ -972,10 +972,9 @@ class Server:
         async def close() -> None:
             await self.store.close()
 
-        try:
+        # Inside a running event loop anyio.run refuses; the process exits anyway.
+        with contextlib.suppress(RuntimeError):
             anyio.run(close)
-        except RuntimeError:  # already inside an event loop: close() runs in serve()
-            pass
 
     def _apply(self, proposal: _Proposal) -> None:
         entry = proposal.entry
