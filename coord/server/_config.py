@@ -134,6 +134,11 @@ class ServerConfig:
         None, 'Superuser digest id, "super:<base64 sha1>" (as DigestAuthenticationProvider).'
     )
     server_id: int = _doc(1, "This server's id in the ensemble (ZooKeeper's myid), >= 1.")
+    log_retain: int = _doc(
+        50_000,
+        "Log entries kept behind the applied state (for catching up); compaction drops "
+        "older ones once twice as many have accumulated.",
+    )
     plugins_disabled: tuple[str, ...] = _doc(
         (), "Names of plugins not to load (built-in or from the coord.plugins entry points)."
     )
@@ -166,6 +171,8 @@ class ServerConfig:
             fail("storage", "must name a storage backend")
         if self.tick_time <= 0:
             fail("tick_time", f"must be a positive number of milliseconds, not {self.tick_time}")
+        if self.log_retain < 1:
+            fail("log_retain", f"must be a positive number of entries, not {self.log_retain}")
         for key in ("min_session_timeout", "max_session_timeout"):
             value = getattr(self, key)
             if value is not None and value <= 0:

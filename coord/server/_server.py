@@ -170,9 +170,6 @@ FOUR_LETTER_WORDS = {
 }
 
 _OUT_LIMIT = 64 * 1024 * 1024
-#: Log entries kept behind the applied index (for followers catching up); compaction
-#: drops older ones once twice as many have accumulated.
-LOG_RETAIN = 50_000
 _INDEX_MASK = 0xFFFF_FFFF
 #: How long the first SIGINT/SIGTERM waits for accepted requests to be answered.
 DRAIN_SECONDS = 10.0
@@ -917,8 +914,9 @@ class Server:
         if self._applied_index > self._written_applied_index:
             batch.applied_index = self._written_applied_index = self._applied_index
             # Keep a tail of the log (for followers catching up); drop what is older.
-            if self._applied_index - self.store.first_index > 2 * LOG_RETAIN:
-                batch.compact_before = self._applied_index - LOG_RETAIN
+            retain = self.config.log_retain
+            if self._applied_index - self.store.first_index > 2 * retain:
+                batch.compact_before = self._applied_index - retain
         if self._hard_state is not None:
             batch.hard_state = self._hard_state
             self._hard_state = None
