@@ -92,10 +92,13 @@ from coord.protocol import (
 )
 
 __all__ = [
+    "LATENCY_SCENARIOS",
     "SCENARIOS",
     "THROUGHPUT_SCENARIOS",
+    "WRITE_SCENARIOS",
     "LoadSpec",
     "Result",
+    "SimpleClient",
     "format_result",
     "main",
     "probe",
@@ -103,9 +106,14 @@ __all__ = [
 ]
 
 #: Scenarios driven with many sessions and many outstanding requests.
-THROUGHPUT_SCENARIOS = ("get", "set", "create-delete", "mix")
-#: All scenarios; ``latency`` is one session with one request in flight, getData.
-SCENARIOS = (*THROUGHPUT_SCENARIOS, "latency")
+THROUGHPUT_SCENARIOS = ("get", "set", "create", "create-delete", "mix")
+#: One session with one request in flight: ``latency`` sends getData, ``set-latency``
+#: setData (a synced write at the lowest load: its round trip is one durable write).
+LATENCY_SCENARIOS = ("latency", "set-latency")
+#: All scenarios.
+SCENARIOS = (*THROUGHPUT_SCENARIOS, *LATENCY_SCENARIOS)
+#: Scenarios whose requests are writes (or mostly writes).
+WRITE_SCENARIOS = ("set", "create", "create-delete", "set-latency")
 
 _OPEN_ACL = (ACL(int(Perm.ALL), Id("world", "anyone")),)
 _SESSION_TIMEOUT_MS = 30_000
@@ -113,6 +121,7 @@ _SESSION_TIMEOUT_MS = 30_000
 _FRAME_REPLY = struct.Struct(">iiqi")
 _FRAME_REPLY_SIZE = _FRAME_REPLY.size
 _INT = struct.Struct(">i")
+_REPLY_HEAD = struct.Struct(">iqi")  # ReplyHeader: xid, zxid, err
 # length prefix + RequestHeader(xid, type) + the path's length prefix of a delete.
 _DELETE_HEAD = struct.Struct(">iiii")
 _ANY_VERSION = _INT.pack(-1)
@@ -123,6 +132,7 @@ _HIST_US = 100_000  # 1 us buckets up to 100 ms; slower replies are kept exactly
 _CLOSE_XID = 0x7FFF_FFFF
 _DRAIN_TIMEOUT = 5.0
 _CONNECT_TIMEOUT = 10.0
+_CLEANUP_TIMEOUT = 600.0  # the create scenario leaves up to about a million nodes
 
 _T = TypeVar("_T")
 
@@ -138,8 +148,9 @@ class LoadSpec:
         host: Server address (IPv4/IPv6 literal or name).
         port: Server client port.
         scenario: One of :data:`SCENARIOS`.
-        sessions: Concurrent sessions (forced to 1 for ``latency``).
-        outstanding: Requests in flight per session (forced to 1 for ``latency``).
+        sessions: Concurrent sessions (forced to 1 for :data:`LATENCY_SCENARIOS`).
+        outstanding: Requests in flight per session (forced to 1 for
+            :data:`LATENCY_SCENARIOS`).
         duration: Seconds of measurement.
         warmup: Seconds of load before measuring.
         procs: Worker processes (capped at ``sessions``).
@@ -159,10 +170,11 @@ class LoadSpec:
     mix_write_percent: int = 10
 
     def normalized(self) -> LoadSpec:
-        """The spec as it will run: ``latency`` is 1x1 in one process; procs <= sessions."""
+        """The spec as it will run: latency scenarios are 1x1 in one process; procs <=
+        sessions."""
         if self.scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {self.scenario!r}; choose from {SCENARIOS}")
-        if self.scenario == "latency":
+        if self.scenario in LATENCY_SCENARIOS:
             return replace(self, sessions=1, outstanding=1, procs=1)
         return replace(self, procs=max(1, min(self.procs, self.sessions)))
 
@@ -230,6 +242,15 @@ def _data_path(root: str, index: int) -> str:
     return f"{root}/n{index}"
 
 
+#: The ``create`` scenario's children of data node ``n<i>``: ``c-`` + the parent's
+#: sequence number, 10 digits (sequential nodes are numbered by the parent's cversion).
+_CHILD_PREFIX = "c-"
+
+
+def _child_path(parent: str, seq: int) -> str:
+    return f"{parent}/{_CHILD_PREFIX}{seq:010d}"
+
+
 @dataclass(frozen=True, slots=True)
 class _Plan:
     """What one session sends, and what its good replies look like.
@@ -262,7 +283,14 @@ def _plan(spec: LoadSpec, root: str, node: int) -> _Plan:
         create = CreateRequest(f"{root}/e-", data, _OPEN_ACL, int(CreateMode.EPHEMERAL_SEQUENTIAL))
         # Only creates come from the cycle; each create's reply triggers its delete.
         return _Plan([(encode_request(0, OpCode.CREATE, create), 0)], (-1, _REPLY_HEADER_SIZE))
-    if spec.scenario == "set":
+    if spec.scenario == "create":
+        # Persistent sequential children of the session's own data node; the reply holds
+        # the created path, whose length is known: parent + "/c-" + 10 digits.
+        prefix = f"{path}/{_CHILD_PREFIX}"
+        create = CreateRequest(prefix, data, _OPEN_ACL, int(CreateMode.PERSISTENT_SEQUENTIAL))
+        created_reply = _REPLY_HEADER_SIZE + 4 + len(prefix.encode()) + 10
+        return _Plan([(encode_request(0, OpCode.CREATE, create), 1)], (-1, created_reply))
+    if spec.scenario in ("set", "set-latency"):
         return _Plan([(put, 1)], (-1, set_reply))
     if spec.scenario == "mix":
         # An even spread, e.g. 10 %: one set every ten requests, per session.
@@ -615,8 +643,9 @@ async def _worker(
 # --- setup and teardown: a plain request/reply connection --------------------------------
 
 
-class _SimpleClient:
-    """One session over asyncio streams, one request at a time; for setup and cleanup."""
+class SimpleClient:
+    """One session over asyncio streams, for setup, verification and cleanup: one request
+    at a time (:meth:`request`) or many in flight (:meth:`pipeline`)."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
@@ -625,7 +654,7 @@ class _SimpleClient:
         self._xid = 0
 
     @classmethod
-    async def connect(cls, host: str, port: int) -> _SimpleClient:
+    async def connect(cls, host: str, port: int) -> SimpleClient:
         reader, writer = await asyncio.open_connection(host, port)
         client = cls(reader, writer)
         request = ConnectRequest(PROTOCOL_VERSION, 0, _SESSION_TIMEOUT_MS, 0, bytes(16), False)
@@ -653,6 +682,66 @@ class _SimpleClient:
             if header.xid == self._xid:
                 return header.err, payload[16:]
 
+    async def pipeline(
+        self,
+        requests: Iterable[tuple[OpCode, Record]],
+        window: int = 1000,
+        on_reply: Callable[[int, int, bytes], None] | None = None,
+    ) -> dict[int, int]:
+        """Send ``requests`` keeping up to ``window`` of them in flight.
+
+        Args:
+            requests: (opcode, record) pairs, consumed lazily.
+            window: Requests in flight at most.
+            on_reply: Called as ``on_reply(index, err, body)`` for each reply, in request
+                order (``index`` counts the requests from 0).
+
+        Returns:
+            How many replies had each error code (0: success).
+
+        Raises:
+            ProtocolError: A reply came out of order.
+            ConnectionError: The server closed the connection.
+        """
+        counts: dict[int, int] = {}
+        pending = iter(requests)
+        in_flight: deque[int] = deque()  # xids
+        first_xid = self._xid + 1
+        exhausted = False
+
+        def fill() -> None:
+            nonlocal exhausted
+            out = bytearray()
+            while not exhausted and len(in_flight) < window:
+                try:
+                    op, record = next(pending)
+                except StopIteration:
+                    exhausted = True
+                    break
+                self._xid += 1
+                in_flight.append(self._xid)
+                out += encode_request(self._xid, op, record)
+            if out:
+                self._writer.write(bytes(out))
+
+        fill()
+        top_up = max(1, window // 8)
+        while in_flight:
+            payload = await self._frame()
+            xid, _zxid, err = _REPLY_HEAD.unpack_from(payload)
+            if xid < 0:  # a watch notification or a ping reply
+                continue
+            expected = in_flight.popleft()
+            if xid != expected:
+                raise ProtocolError(f"reply xid {xid}, expected {expected}")
+            counts[err] = counts.get(err, 0) + 1
+            if on_reply is not None:
+                on_reply(xid - first_xid, err, payload[16:])
+            if window - len(in_flight) >= top_up:
+                fill()
+                await self._writer.drain()
+        return counts
+
     async def close(self) -> None:
         with contextlib.suppress(OSError, ConnectionError):
             await self.request(OpCode.CLOSE_SESSION, _EmptyRecord())
@@ -662,7 +751,7 @@ class _SimpleClient:
 
 
 async def _setup(spec: LoadSpec, root: str) -> None:
-    client = await _SimpleClient.connect(spec.host, spec.port)
+    client = await SimpleClient.connect(spec.host, spec.port)
     try:
         err, _ = await client.request(OpCode.CREATE, CreateRequest(root, b"", _OPEN_ACL, 0))
         if err:
@@ -685,11 +774,13 @@ async def _verify(spec: LoadSpec, root: str, writes: int | None) -> list[str]:
 
     Every data node must hold the data written at setup; for ``set`` and ``mix`` the data
     nodes' versions must add up to the setData replies that reported success (``writes``,
-    ``None`` when unknown because replies went missing); for ``create-delete`` no
-    ephemeral node may outlive its session.
+    ``None`` when unknown because replies went missing); for ``create`` their children
+    must add up to the creates that reported success, with no hole in the sequence
+    numbers (``cversion == numChildren``); for ``create-delete`` no ephemeral node may
+    outlive its session.
     """
     problems: list[str] = []
-    client = await _SimpleClient.connect(spec.host, spec.port)
+    client = await SimpleClient.connect(spec.host, spec.port)
     try:
         if spec.scenario == "create-delete":
             err, body = await client.request(OpCode.GET_CHILDREN, GetChildrenRequest(root, False))
@@ -698,6 +789,7 @@ async def _verify(spec: LoadSpec, root: str, writes: int | None) -> list[str]:
                 problems.append(f"{left} ephemeral node(s) outlived their sessions")
             return problems
         versions = 0
+        children = 0
         for node in range(spec.sessions):
             path = _data_path(root, node)
             err, body = await client.request(OpCode.GET_DATA, GetDataRequest(path, False))
@@ -708,7 +800,18 @@ async def _verify(spec: LoadSpec, root: str, writes: int | None) -> list[str]:
             if reply.data != b"x" * spec.data_size:
                 problems.append(f"{path} holds other data than was written")
             versions += reply.stat.version
-        if writes is not None and versions != writes:
+            children += reply.stat.num_children
+            if reply.stat.cversion != reply.stat.num_children:
+                problems.append(
+                    f"{path}: {reply.stat.num_children} children but cversion "
+                    f"{reply.stat.cversion} (sequence numbers with no node)"
+                )
+        if spec.scenario == "create":
+            if versions:
+                problems.append(f"data nodes were modified (versions add up to {versions})")
+            if writes is not None and children != writes:
+                problems.append(f"{writes} creates acknowledged, {children} nodes exist")
+        elif writes is not None and versions != writes:
             problems.append(f"{writes} setData acknowledged, node versions add up to {versions}")
     finally:
         await client.close()
@@ -718,13 +821,16 @@ async def _verify(spec: LoadSpec, root: str, writes: int | None) -> list[str]:
 async def _cleanup(spec: LoadSpec, root: str) -> list[str]:
     """Delete the scenario's root and children; return problems (best effort)."""
     problems: list[str] = []
-    client = await _SimpleClient.connect(spec.host, spec.port)
+    client = await SimpleClient.connect(spec.host, spec.port)
     try:
         err, body = await client.request(OpCode.GET_CHILDREN, GetChildrenRequest(root, False))
         if err:
             return [f"getChildren {root}: {_error_name(err)}"]
         for child in GetChildrenResponse.from_bytes(body).children:
-            err, _ = await client.request(OpCode.DELETE, DeleteRequest(f"{root}/{child}", -1))
+            path = f"{root}/{child}"
+            if spec.scenario == "create":
+                problems += await _delete_sequential_children(client, path)
+            err, _ = await client.request(OpCode.DELETE, DeleteRequest(path, -1))
             if err and err != ErrorCode.NO_NODE:
                 problems.append(f"delete {root}/{child}: {_error_name(err)}")
         err, _ = await client.request(OpCode.DELETE, DeleteRequest(root, -1))
@@ -733,6 +839,27 @@ async def _cleanup(spec: LoadSpec, root: str) -> list[str]:
     finally:
         await client.close()
     return problems
+
+
+async def _delete_sequential_children(client: SimpleClient, parent: str) -> list[str]:
+    """Delete the ``create`` scenario's children of ``parent``, pipelined: their names are
+    ``c-`` and every sequence number below the parent's cversion (a getChildren could
+    exceed the 1 MiB frame limit)."""
+    err, body = await client.request(OpCode.GET_DATA, GetDataRequest(parent, False))
+    if err:
+        return [f"getData {parent}: {_error_name(err)}"]
+    stat = GetDataResponse.from_bytes(body).stat
+    if not stat.num_children:
+        return []
+    counts = await client.pipeline(
+        (OpCode.DELETE, DeleteRequest(_child_path(parent, seq), -1))
+        for seq in range(stat.cversion)
+    )
+    return [
+        f"delete under {parent}: {n} x {_error_name(code)}"
+        for code, n in counts.items()
+        if code not in (0, ErrorCode.NO_NODE)
+    ]
 
 
 def probe(host: str, port: int, timeout: float = 5.0) -> None:
@@ -745,7 +872,7 @@ def probe(host: str, port: int, timeout: float = 5.0) -> None:
     """
 
     async def handshake() -> None:
-        client = await _SimpleClient.connect(host, port)
+        client = await SimpleClient.connect(host, port)
         await client.close()
 
     _run_bounded(handshake(), timeout)
@@ -900,7 +1027,7 @@ def run(
                 worker.kill()
                 worker.join(5)
         try:
-            warnings = _run_bounded(_cleanup(spec, root))
+            warnings = _run_bounded(_cleanup(spec, root), _CLEANUP_TIMEOUT)
         except (OSError, ProtocolError, TimeoutError) as exc:
             warnings = [f"cleanup: {type(exc).__name__}: {exc}"]
         for warning in warnings:

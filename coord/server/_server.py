@@ -218,7 +218,6 @@ class Connection:
         self.received = 0
         self.sent = 0
         self.last_op = "NA"
-        self._connect_request: ConnectRequest | None = None
 
     def __hash__(self) -> int:
         return id(self)
@@ -360,7 +359,6 @@ class Connection:
             self.closing = True
             self._established.set()
             return
-        self._connect_request = request
         self.timeout = server.negotiate_timeout(request.time_out)
         if request.session_id == 0:
             server.create_session(self, self.timeout)
@@ -384,10 +382,7 @@ class Connection:
         out = self.out
         out += _CONNECT_RESPONSE.pack(body_len, PROTOCOL_VERSION, timeout, session_id, len(passwd))
         out += passwd
-        request = self._connect_request
         out.append(0)  # readOnly: this server is never read-only (yet)
-        if request is None:
-            pass
         self.kick()
 
     async def _serve(self, decoder: FrameDecoder) -> None:
