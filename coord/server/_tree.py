@@ -129,22 +129,8 @@ class Node:
         )
 
     def stat(self) -> Stat:
-        """This node's Stat as a record (as a client sees it)."""
-        data = self.data
-        children = len(self.children)
-        return Stat(
-            self.czxid,
-            self.mzxid,
-            self.ctime,
-            self.mtime,
-            self.version,
-            _reported_cversion(self.cversion, children),
-            self.aversion,
-            ephemeral_session(self.ephemeral_owner),
-            0 if data is None else len(data),
-            children,
-            self.pzxid,
-        )
+        """This node's Stat as a record (for tools and tests; replies use stat_bytes)."""
+        return Stat.from_bytes(self.stat_bytes())
 
     def copy(self) -> Node:
         """A copy sharing nothing mutable with this node."""
