@@ -15,9 +15,11 @@ The data directory is a temp directory under :func:`tempfile.gettempdir`.
 
 from __future__ import annotations
 
+import subprocess
+import time
 from pathlib import Path
 
-from coord.testing._zookeeper import FAST_JVM_OPTIONS, ZooKeeperProcess
+from coord.testing._zookeeper import FAST_JVM_OPTIONS, ZooKeeperProcess, _terminate
 
 __all__ = ["SERVER_JVM_OPTIONS", "BenchZooKeeper"]
 
@@ -47,3 +49,25 @@ class BenchZooKeeper(ZooKeeperProcess):
             if line.startswith("Zookeeper version:"):
                 return line.split(":", 1)[1].strip()
         return "unknown"
+
+    def stop_server(self, grace: float = 60.0) -> float:
+        """Stop the JVM gracefully (SIGTERM; SIGKILL after ``grace`` s) and keep the data
+        directory for :meth:`launch`; returns the seconds it took to exit."""
+        started = time.monotonic()
+        _terminate(self._state.process, grace)
+        self._state.process = None
+        return time.monotonic() - started
+
+    def launch(self) -> None:
+        """Start the JVM again on the same port and data directory, without waiting: the
+        caller measures when it serves. (``restart`` would wait for ``ruok``.)"""
+        tmpdir = self.directory
+        with open(tmpdir / "console.log", "ab") as console:
+            self._state.process = subprocess.Popen(
+                self._command(tmpdir),
+                cwd=tmpdir,
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )

@@ -2,11 +2,19 @@
 
 ``python -m benchmarks.compare`` starts a standalone Apache ZooKeeper 3.8 (Debian's package,
 with its production defaults, see :mod:`benchmarks._zookeeper`) and a coord server
-(``python -m coord server``), both on free 127.0.0.1 ports, and drives each scenario of
-:mod:`benchmarks.loadgen` against one and then the other with identical parameters
-(the order alternates between rounds). Both servers share the machine with the load
-generator, so the ratio is what matters, not the absolute numbers. If coord cannot be
+(``python -m coord server``, with its default durable storage, data directory beside
+ZooKeeper's on the same file system), both on free 127.0.0.1 ports, and drives each
+scenario of :mod:`benchmarks.loadgen` against one and then the other with identical
+parameters (the order alternates between rounds). Both servers share the machine with the
+load generator, so the ratio is what matters, not the absolute numbers. If coord cannot be
 started, ZooKeeper's numbers are still printed, with the reason coord is missing.
+
+Durable writes are bounded below by the disk: the report also measures the latency of a
+150-byte append + fsync on the data directories' file system (at the start, before every
+round of ``set-latency`` and at the end), shows it in the table, relates each server's
+single-write latency to it ("write p50 / fsync p50") and checks the durable-storage
+targets (coord's write throughput at least ZooKeeper's; coord's write p50 at 1 session x
+1 outstanding within 2x the fsync p50).
 """
 
 from __future__ import annotations
@@ -31,47 +39,77 @@ from typing import TextIO
 
 from benchmarks import loadgen
 from benchmarks._zookeeper import SERVER_JVM_OPTIONS, BenchZooKeeper
-from benchmarks.loadgen import SCENARIOS, LoadSpec, Result
+from benchmarks.loadgen import LATENCY_SCENARIOS, SCENARIOS, LoadSpec, Result
+from benchmarks.storage_bench import fsync_latencies
+from coord.server import ServerConfig
 
-__all__ = ["CoordServer", "Machine", "main"]
+__all__ = ["CoordServer", "DiskProbe", "Machine", "main"]
 
 _COORD_START_TIMEOUT = 30.0
 #: Given to every coord server: as ZooKeeper here (maxClientCnxns=0), no per-IP connection
-#: limit; data beside ZooKeeper's, on the same file system (used once storage is durable).
+#: limit; data beside ZooKeeper's, on the same file system.
 COORD_ARGS = ("--max-client-connections", "0", "--data-dir", "{datadir}")
 #: A run is flagged when other processes kept this many cores busy on average.
 _DISTURBED = 0.2
+#: Appends + fsyncs per disk probe (and as many + fdatasyncs).
+_FSYNC_ROUNDS = 1000
+#: The targets of the durable-storage issue.
+TARGET_WRITE_RATIO = 1.0  # coord write throughput / ZooKeeper's, at least
+TARGET_FSYNC_FACTOR = 2.0  # coord write p50 (1 x 1) / disk fsync p50, at most
+#: Write scenarios whose throughput is a target (both servers durable).
+_WRITE_THROUGHPUT = ("set", "create", "create-delete")
 
 #: Printed under every table: ZooKeeper's durability setting.
 ZOOKEEPER_NOTE = (
-    "ZooKeeper runs with its defaults: forceSync=yes, every write batch is fsynced to "
-    "its transaction log before the reply."
+    "ZooKeeper runs with its defaults: forceSync=yes, every write batch is fsynced "
+    "(fdatasync) to its transaction log before the replies."
 )
-#: Printed while coord runs with its default storage, which is in memory until the
-#: durable store becomes the default.
+#: Printed when coord runs in memory.
 MEMORY_CAVEAT = (
-    "coord runs with its default storage backend, `memory` (no fsync): until the "
-    "durable store is the default, write ratios (set, create-delete, mix) flatter coord. "
-    "Pass --coord-arg=--storage=NAME to benchmark a durable backend."
+    "coord storage backend: memory (no fsync): the write rows (set, create, create-delete, "
+    "mix) compare an fsyncing ZooKeeper with a non-durable coord and flatter coord."
 )
+#: coord's default storage backend.
+DEFAULT_STORAGE = ServerConfig().storage
+
+
+def coord_storage(coord_args: Sequence[str]) -> tuple[str, bool]:
+    """The storage backend coord runs with, and whether ``--storage`` chose it."""
+    for i, arg in enumerate(coord_args):
+        if arg.startswith("--storage="):
+            return arg.split("=", 1)[1], True
+        if arg == "--storage" and i + 1 < len(coord_args):
+            return coord_args[i + 1], True
+    return DEFAULT_STORAGE, False
 
 
 def storage_note(coord_args: Sequence[str]) -> str:
-    """The caveat about coord's storage, given the extra ``coord server`` arguments."""
-    for i, arg in enumerate(coord_args):
-        if arg.startswith("--storage="):
-            return f"coord storage backend: {arg.split('=', 1)[1]} (--storage given)."
-        if arg == "--storage" and i + 1 < len(coord_args):
-            return f"coord storage backend: {coord_args[i + 1]} (--storage given)."
-    return MEMORY_CAVEAT
+    """What the report says about coord's storage, given the extra ``coord server``
+    arguments."""
+    name, given = coord_storage(coord_args)
+    source = "--storage given" if given else "coord's default"
+    if name == "memory":
+        return MEMORY_CAVEAT
+    if name == "rocksdb":
+        return (
+            f"coord storage backend: rocksdb ({source}), durable: each group-committed "
+            "batch of writes is one synced RocksDB write (one WAL fdatasync) before its "
+            "replies."
+        )
+    return f"coord storage backend: {name} ({source})."
 
 
 _TITLES = {
     "get": "getData 100 B (req/s)",
     "set": "setData 100 B (req/s)",
+    "create": "create persistent-sequential 100 B (req/s)",
     "create-delete": "create+delete ephemeral-sequential (req/s)",
     "mix": "90% get / 10% set (req/s)",
+    "latency": "getData 1x1 round trip",
+    "set-latency": "setData 1x1 round trip",
 }
+#: Throughput scenarios whose latency under load gets a row of its own.
+_LOADED_LATENCY = ("set", "create", "create-delete")
 
 
 # --- the machine ------------------------------------------------------------------------
@@ -201,13 +239,8 @@ class CoordServer:
         """The server's process id while it runs."""
         return self.process.pid if self.process and self.process.poll() is None else None
 
-    def start(self) -> None:
-        """Launch the server and wait until it accepts a ZooKeeper session.
-
-        Raises:
-            RuntimeError: The server exited or did not accept a session in time; the
-                message says why and ends with the tail of its log.
-        """
+    def launch(self) -> None:
+        """Start the server process and return at once (see :meth:`start`)."""
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 self.command,
@@ -216,6 +249,16 @@ class CoordServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+
+    def start(self) -> None:
+        """Launch the server and wait until it accepts a ZooKeeper session.
+
+        Raises:
+            RuntimeError: The server exited or did not accept a session in time; the
+                message says why and ends with the tail of its log.
+        """
+        self.launch()
+        assert self.process is not None
         deadline = time.monotonic() + _COORD_START_TIMEOUT
         last_error = "not tried"
         while True:
@@ -241,17 +284,64 @@ class CoordServer:
             tail = " | ".join(useful[-2:])
         raise RuntimeError(f"{message}{'; log: ' + tail if tail else ''}")
 
-    def stop(self) -> None:
-        """Terminate the server (SIGTERM, then SIGKILL after 10 s)."""
+    def stop(self, grace: float = 10.0) -> None:
+        """Terminate the server (SIGTERM: it drains and closes its store; SIGKILL after
+        ``grace`` seconds)."""
         process = self.process
         if process is None or process.poll() is not None:
             return
         process.terminate()
         try:
-            process.wait(10)
+            process.wait(grace)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+# --- the disk ----------------------------------------------------------------------------
+
+
+def _percentile(samples: Sequence[float], p: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+@dataclass(frozen=True, slots=True)
+class DiskProbe:
+    """One measurement of the data directories' disk, in milliseconds: a 150-byte append
+    to a file followed by ``fsync`` (and by ``fdatasync``, which ZooKeeper's log and
+    RocksDB's WAL use), :data:`_FSYNC_ROUNDS` times each, as ``storage_bench`` does."""
+
+    when: str
+    fsync_p50: float
+    fsync_p99: float
+    fdatasync_p50: float
+    fdatasync_p99: float
+
+    @classmethod
+    def measure(cls, directory: Path, when: str, rounds: int = _FSYNC_ROUNDS) -> DiskProbe:
+        """Measure now, in ``directory`` (a probe file is written and removed)."""
+        full = fsync_latencies(directory, rounds, os.fsync)
+        data = fsync_latencies(directory, rounds, os.fdatasync)
+        return cls(
+            when,
+            _percentile(full, 50) * 1e3,
+            _percentile(full, 99) * 1e3,
+            _percentile(data, 50) * 1e3,
+            _percentile(data, 99) * 1e3,
+        )
+
+    def line(self) -> str:
+        """One line for the per-run details."""
+        return (
+            f"disk probe ({self.when}): 150 B append + fsync p50 {self.fsync_p50:.3f} ms "
+            f"p99 {self.fsync_p99:.3f} ms; + fdatasync p50 {self.fdatasync_p50:.3f} ms "
+            f"p99 {self.fdatasync_p99:.3f} ms"
+        )
+
+
+def _fsync_p50(probes: Sequence[DiskProbe]) -> float | None:
+    return statistics.median(p.fsync_p50 for p in probes) if probes else None
 
 
 # --- the comparison ------------------------------------------------------------------------
@@ -272,26 +362,63 @@ def _latencies(results: list[Result], key: str) -> list[float]:
     return [r.latency_ms[key] for r in results if key in r.latency_ms]
 
 
-def _table_rows(rows: list[_Row]) -> Iterator[tuple[str, str, str, str]]:
+def _shape(row: _Row) -> str:
+    for _, result in _runs(row):
+        return f"{result.spec.sessions}x{result.spec.outstanding}"
+    return "?"
+
+
+def _table_rows(
+    rows: list[_Row], probes: Sequence[DiskProbe] = ()
+) -> Iterator[tuple[str, str, str, str]]:
     """(measure, ZooKeeper, coord, ratio) for the table; ratio = coord / ZooKeeper.
 
-    A cell is the median over rounds, followed by the range when there were several.
+    A cell is the median over rounds, followed by the range when there were several; a
+    latency-under-load cell is "median p50 / median p99".
     """
+    if probes:
+        disk = _pair([p.fsync_p50 for p in probes], [p.fsync_p99 for p in probes], digits=3)
+        yield "disk: 150 B append + fsync p50 / p99 (ms)", disk, disk, "-"
     for row in rows:
-        if row.scenario == "latency":
+        title = _TITLES[row.scenario]
+        if row.scenario in LATENCY_SCENARIOS:
             for key in ("p50", "p99"):
                 zk = _latencies(row.zookeeper, key)
                 co = _latencies(row.coord, key)
-                title = f"getData round trip {key} (ms, lower is better)"
-                yield title, _cell(zk, 3), _cell(co, 3), _ratio(co, zk)
+                yield (
+                    f"{title} {key} (ms, lower is better)",
+                    _cell(zk, 3),
+                    _cell(co, 3),
+                    _ratio(co, zk),
+                )
         else:
             zk = _rates(row.zookeeper)
             co = _rates(row.coord)
-            yield _TITLES[row.scenario], _cell(zk, 0), _cell(co, 0), _ratio(co, zk)
+            yield title, _cell(zk, 0), _cell(co, 0), _ratio(co, zk)
+            if row.scenario in _LOADED_LATENCY:
+                cells = [
+                    _pair(_latencies(results, "p50"), _latencies(results, "p99"), digits=1)
+                    for results in (row.zookeeper, row.coord)
+                ]
+                ratio = _ratio(_latencies(row.coord, "p50"), _latencies(row.zookeeper, "p50"))
+                yield f"  latency at {_shape(row)}, p50 / p99 (ms)", cells[0], cells[1], ratio
         for name, results in (("ZooKeeper", row.zookeeper), ("coord", row.coord)):
             errors = sum(r.error_count for r in results)
             if errors:
                 yield f"  ^ {name} errors", str(errors), "", ""
+    fsync = _fsync_p50(probes)
+    if fsync:
+        by_name = {row.scenario: row for row in rows}
+        for scenario, label in (("set-latency", "1x1"), ("set", "under load")):
+            found = by_name.get(scenario)
+            if found is None:
+                continue
+            zk = [v / fsync for v in _latencies(found.zookeeper, "p50")]
+            co = [v / fsync for v in _latencies(found.coord, "p50")]
+            shape = _shape(found)
+            where = f"setData {shape}" + (f", {label}" if label != shape else "")
+            cells = [f"{statistics.median(v):,.2f}" if v else "n/a" for v in (zk, co)]
+            yield f"write p50 / fsync p50 ({where})", cells[0], cells[1], _ratio(co, zk)
 
 
 def _cell(values: list[float], digits: int) -> str:
@@ -303,10 +430,61 @@ def _cell(values: list[float], digits: int) -> str:
     return text
 
 
+def _pair(p50: list[float], p99: list[float], digits: int) -> str:
+    if not p50 or not p99:
+        return "n/a"
+    return f"{statistics.median(p50):,.{digits}f} / {statistics.median(p99):,.{digits}f}"
+
+
 def _ratio(coord: list[float], zookeeper: list[float]) -> str:
     if not coord or not zookeeper:
         return "n/a"
     return f"{statistics.median(coord) / statistics.median(zookeeper):.2f}"
+
+
+def targets(rows: list[_Row], probes: Sequence[DiskProbe], durable: bool) -> list[str]:
+    """The durable-storage issue's targets, each "met" or "NOT met" with its numbers."""
+    by_name = {row.scenario: row for row in rows}
+    lines: list[str] = []
+    if not durable:
+        lines.append("coord ran without durable storage: the write targets do not apply.")
+    for scenario in _WRITE_THROUGHPUT:
+        row = by_name.get(scenario)
+        if row is None:
+            continue
+        zk, co = _rates(row.zookeeper), _rates(row.coord)
+        if not zk or not co:
+            lines.append(f"{_TITLES[scenario]}: coord >= ZooKeeper: not measured")
+            continue
+        ratio = statistics.median(co) / statistics.median(zk)
+        verdict = "met" if ratio >= TARGET_WRITE_RATIO else "NOT met"
+        lines.append(
+            f"{_TITLES[scenario].removesuffix(' (req/s)')} throughput, coord >= ZooKeeper: "
+            f"{statistics.median(co):,.0f} vs {statistics.median(zk):,.0f} req/s = "
+            f"{ratio:.2f}x -> {verdict}"
+        )
+    fsync = _fsync_p50(probes)
+    row = by_name.get("set-latency")
+    if row is not None and fsync:
+        co = _latencies(row.coord, "p50")
+        if co:
+            factor = statistics.median(co) / fsync
+            verdict = "met" if factor <= TARGET_FSYNC_FACTOR else "NOT met"
+            lines.append(
+                f"write p50 within {TARGET_FSYNC_FACTOR:g}x fsync p50 (setData, 1 session x 1 "
+                f"outstanding): coord {statistics.median(co):.3f} ms / fsync "
+                f"{fsync:.3f} ms = {factor:.2f}x -> {verdict}"
+            )
+    row = by_name.get("set")
+    if row is not None and fsync:
+        co = _latencies(row.coord, "p50")
+        if co:
+            lines.append(
+                f"(under load, setData {_shape(row)}: coord p50 {statistics.median(co):.1f} ms "
+                f"= {statistics.median(co) / fsync:,.0f}x fsync p50, mostly queueing of "
+                "the requests in flight; not the target's measure)"
+            )
+    return lines
 
 
 def render(
@@ -317,23 +495,29 @@ def render(
     coord_status: str,
     style: str,
     storage: str = MEMORY_CAVEAT,
+    probes: Sequence[DiskProbe] = (),
+    durable: bool = False,
+    extra_notes: Sequence[str] = (),
 ) -> str:
-    """The report: machine, parameters, table, caveats, and per-run details."""
-    table = list(_table_rows(rows))
+    """The report: machine, parameters, table, targets, caveats, and per-run details."""
+    table = list(_table_rows(rows, probes))
     header = ("measure", "ZooKeeper", "coord", "coord/ZK")
     setup = (
         f"throughput scenarios: {spec.sessions} sessions x {spec.outstanding} outstanding, "
         f"{spec.procs} load-generator process(es), {spec.warmup:g} s warm-up + "
-        f"{spec.duration:g} s measured, {spec.data_size} B data; latency: 1 session, "
-        "1 request in flight"
+        f"{spec.duration:g} s measured, {spec.data_size} B data; latency scenarios: "
+        "1 session, 1 request in flight"
     )
     notes = [
         ZOOKEEPER_NOTE,
         storage,
         f"ZooKeeper JVM: {' '.join(SERVER_JVM_OPTIONS)} (as zkServer.sh), default GC and JIT.",
         f"coord: {coord_status}",
+        *extra_notes,
     ]
-    details = [_detail(name, r) for row in rows for name, r in _runs(row)]
+    goals = targets(rows, probes, durable)
+    details = [p.line() for p in probes]
+    details += [_detail(name, r) for row in rows for name, r in _runs(row)]
     disturbed = [r for row in rows for _, r in _runs(row) if _other_cores(r) > _DISTURBED]
     if disturbed:
         notes.append(
@@ -346,6 +530,7 @@ def render(
         out.append("| " + " | ".join(header) + " |")
         out.append("|---|---:|---:|---:|")
         out += ["| " + " | ".join(cells) + " |" for cells in table]
+        out += ["", "Targets:", "", *[f"- {goal}" for goal in goals]]
         out += ["", *[f"- {note}" for note in notes], "", "Runs:", "", "```", *details, "```"]
         return "\n".join(out) + "\n"
     widths = [max(len(cells[i]) for cells in [header, *table]) for i in range(4)]
@@ -357,7 +542,7 @@ def render(
     out = [f"$ {command}", *machine.lines(), setup, "", line(header)]
     out.append("  ".join("-" * w for w in widths))
     out += [line(cells) for cells in table]
-    out += ["", *notes, "", "runs:", *details]
+    out += ["", "targets:", *goals, "", *notes, "", "runs:", *details]
     return "\n".join(out) + "\n"
 
 
@@ -456,9 +641,12 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         print(f"ZooKeeper: could not start: {exc}", file=sys.stderr)
         return 2
     coord: CoordServer | None = None
-    workdir = Path(tempfile.mkdtemp(prefix="coord-bench-"))
+    zk_data = zookeeper.directory / "data"
+    # Beside ZooKeeper's directory, so on the same file system.
+    workdir = Path(tempfile.mkdtemp(prefix="coord-bench-", dir=zookeeper.directory.parent))
+    storage, _ = coord_storage(args.coord_arg)
     try:
-        machine = Machine.detect(zookeeper.version, zookeeper.directory / "data")
+        machine = Machine.detect(zookeeper.version, zk_data)
         _progress(f"ZooKeeper {machine.zookeeper} at {zookeeper.address}")
         if args.no_coord:
             coord_status = "not run (--no-coord)"
@@ -468,14 +656,30 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             try:
                 coord.start()
                 coord_status = f"`{' '.join(['python', *coord.command[1:]])}`"
-                _progress(f"coord at 127.0.0.1:{coord.port}")
+                _progress(f"coord at 127.0.0.1:{coord.port} (storage: {storage})")
             except RuntimeError as exc:
                 coord_status = f"not available ({exc})"
                 _progress(f"coord: not available ({exc})")
                 coord = None
-        rows = _run_all(args, base, zookeeper, coord)
-        storage = storage_note(args.coord_arg)
-        report = render(rows, machine, base, command, coord_status, args.output, storage)
+        probes = [DiskProbe.measure(workdir, "start")]
+        _progress(probes[-1].line())
+        rows = _run_all(args, base, zookeeper, coord, probes, workdir)
+        probes.append(DiskProbe.measure(workdir, "end"))
+        _progress(probes[-1].line())
+        notes = [_placement(zk_data, workdir / "data", storage if coord else None)]
+        durable = coord is not None and storage != "memory"
+        report = render(
+            rows,
+            machine,
+            base,
+            command,
+            coord_status,
+            args.output,
+            storage_note(args.coord_arg),
+            probes,
+            durable,
+            notes,
+        )
         print(report, file=out, end="")
         if args.json:
             args.json.write_text(
@@ -484,6 +688,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
                         "command": command,
                         "machine": asdict(machine),
                         "coord": coord_status,
+                        "coord_storage": storage,
+                        "disk_probes_ms": [asdict(p) for p in probes],
+                        "targets": targets(rows, probes, durable),
                         "runs": [
                             {"server": name, "rate": r.rate, **asdict(r)}
                             for row in rows
@@ -503,17 +710,38 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _placement(zk_data: Path, coord_data: Path, storage: str | None) -> str:
+    """Where both servers kept their data, whether on one file system, and how much coord
+    wrote (evidence that its durable store was in use)."""
+    text = f"data directories: ZooKeeper {zk_data}, coord {coord_data}"
+    try:
+        same = os.stat(zk_data).st_dev == os.stat(coord_data).st_dev
+    except OSError:
+        return text
+    text += "; same file system" if same else "; DIFFERENT file systems (the disk rows differ)"
+    if storage is not None and storage != "memory":
+        size = sum(f.stat().st_size for f in coord_data.rglob("*") if f.is_file())
+        text += f"; coord's data directory held {size / 2**20:,.1f} MiB after the runs"
+    return text
+
+
 def _run_all(
     args: argparse.Namespace,
     base: LoadSpec,
     zookeeper: BenchZooKeeper,
     coord: CoordServer | None,
+    probes: list[DiskProbe],
+    probe_dir: Path,
 ) -> list[_Row]:
     rows: list[_Row] = []
     for scenario in dict.fromkeys(args.scenarios):
         row = _Row(scenario)
         rows.append(row)
         for round_ in range(args.rounds):
+            if scenario == "set-latency":
+                # The disk's fsync, right before the single-write latency it bounds.
+                probes.append(DiskProbe.measure(probe_dir, f"before set-latency {round_ + 1}"))
+                _progress(probes[-1].line())
             servers: list[tuple[str, int, int | None]] = [
                 ("ZooKeeper", zookeeper.port, zookeeper.pid)
             ]

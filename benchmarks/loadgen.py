@@ -57,7 +57,9 @@ import multiprocessing.connection
 import os
 import resource
 import secrets
+import shutil
 import struct
+import subprocess
 import sys
 import time
 from collections import deque
@@ -196,6 +198,9 @@ class Result:
         machine_cpu: CPU seconds the whole machine was busy during the window (all
             processes, from ``/proc/stat``); what neither the server nor the generator
             used is other load disturbing the measurement.
+        server_syncs: fsync + fdatasync calls the server process made during the window
+            (all its threads, counted with ``perf stat``), if its pid was given and perf
+            works; ``None`` otherwise.
     """
 
     spec: LoadSpec
@@ -206,6 +211,7 @@ class Result:
     client_cpu: float = 0.0
     server_cpu: float | None = None
     machine_cpu: float | None = None
+    server_syncs: int | None = None
 
     @property
     def rate(self) -> float:
@@ -852,8 +858,7 @@ async def _delete_sequential_children(client: SimpleClient, parent: str) -> list
     if not stat.num_children:
         return []
     counts = await client.pipeline(
-        (OpCode.DELETE, DeleteRequest(_child_path(parent, seq), -1))
-        for seq in range(stat.cversion)
+        (OpCode.DELETE, DeleteRequest(_child_path(parent, seq), -1)) for seq in range(stat.cversion)
     )
     return [
         f"delete under {parent}: {n} x {_error_name(code)}"
@@ -901,6 +906,48 @@ def _machine_busy() -> float | None:
         return None
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+class _SyncCounter:
+    """Counts the server's fsync/fdatasync calls during the window, with ``perf stat`` on
+    the syscall tracepoints (counting mode: no sampling, negligible overhead). Without
+    ``perf`` or the permission to trace, the count is ``None``."""
+
+    _EVENTS = ("syscalls:sys_enter_fsync", "syscalls:sys_enter_fdatasync")
+
+    def __init__(self, pid: int, seconds: float) -> None:
+        self.process: subprocess.Popen[str] | None = None
+        perf = shutil.which("perf")
+        if perf is None:
+            return
+        command = [perf, "stat", "-x", ",", "-e", ",".join(self._EVENTS), "-p", str(pid)]
+        with contextlib.suppress(OSError):
+            self.process = subprocess.Popen(
+                [*command, "--", "sleep", f"{seconds:.3f}"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+
+    def result(self) -> int | None:
+        """The number of syncs (waits for perf to finish)."""
+        if self.process is None:
+            return None
+        try:
+            _, err = self.process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.communicate()
+            return None
+        total = 0
+        seen = 0
+        for line in err.splitlines():
+            fields = line.split(",")
+            if len(fields) > 2 and fields[2] in self._EVENTS and fields[0].isdigit():
+                total += int(fields[0])
+                seen += 1
+        return total if seen == len(self._EVENTS) else None
 
 
 def _percentiles(hist: dict[int, int], over: list[int]) -> dict[str, float]:
@@ -980,6 +1027,7 @@ def run(
         _sleep_blocking(warm_end)
         cpu0 = _process_cpu(server_pid) if server_pid else None
         busy0 = _machine_busy()
+        syncs = _SyncCounter(server_pid, spec.duration) if server_pid else None
         say(f"{label}: measuring {spec.duration:g} s")
         _sleep_blocking(end)
         cpu1 = _process_cpu(server_pid) if server_pid else None
@@ -1018,6 +1066,8 @@ def run(
             result.server_cpu = cpu1 - cpu0
         if busy0 is not None and busy1 is not None:
             result.machine_cpu = busy1 - busy0
+        if syncs is not None:
+            result.server_syncs = syncs.result()
     finally:
         for pipe in pipes:
             pipe.close()  # a worker still waiting for "go" sees EOF and exits
@@ -1086,6 +1136,10 @@ def format_result(result: Result) -> str:
         label = "other" if result.server_cpu is not None else "other+server"
         cpu += f", {label} {max(other, 0.0) / seconds:.2f} of {os.cpu_count()}"
     parts.append(cpu)
+    if result.server_syncs is not None and result.spec.scenario in WRITE_SCENARIOS:
+        syncs = result.server_syncs / seconds
+        per = f", {result.rate / syncs:,.1f} requests per sync" if syncs else ""
+        parts.append(f"server fsyncs {syncs:,.0f}/s{per}")
     return " | ".join(parts)
 
 

@@ -28,6 +28,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -36,7 +37,7 @@ import anyio.lowlevel
 from coord.plugins.builtin.rocksdb_store import THREAD_ABOVE_FSYNC, RocksDBStore
 from coord.server._storage import StoreBatch
 
-__all__ = ["main"]
+__all__ = ["fsync_latencies", "main"]
 
 ENTRY = b"e" * 150
 NODE = b"n" * 100
@@ -51,20 +52,29 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:7.3f} ms"
 
 
+def fsync_latencies(
+    directory: Path, rounds: int, sync: Callable[[int], None] = os.fsync
+) -> list[float]:
+    """Append 150 bytes to a fresh file in ``directory`` and ``sync`` it, ``rounds`` times;
+    the seconds each append + sync took. The file is removed afterwards."""
+    path = directory / f"fsync-{os.getpid()}.probe"
+    samples: list[float] = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        for _ in range(rounds):
+            start = time.perf_counter()
+            os.write(fd, ENTRY)
+            sync(fd)
+            samples.append(time.perf_counter() - start)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return samples
+
+
 def bench_fsync(directory: Path, rounds: int) -> None:
-    path = directory / "fsync.probe"
     for name, sync in (("fsync", os.fsync), ("fdatasync", os.fdatasync)):
-        samples: list[float] = []
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        try:
-            for _ in range(rounds):
-                start = time.perf_counter()
-                os.write(fd, ENTRY)
-                sync(fd)
-                samples.append(time.perf_counter() - start)
-        finally:
-            os.close(fd)
-            path.unlink()
+        samples = fsync_latencies(directory, rounds, sync)
         print(
             f"{name:10} 150 B append: p50 {_ms(_pct(samples, 50))}  "
             f"p99 {_ms(_pct(samples, 99))}  ({rounds} rounds)"

@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import coord
 from coord.server._config import (
@@ -24,6 +24,10 @@ from coord.server._config import (
     convert_value,
     load_config,
 )
+
+if TYPE_CHECKING:
+    from coord.protocol import Id
+    from coord.tools._zkclient import ZkClient
 
 __all__ = ["build_parser", "configure_logging", "main", "parse_server_config"]
 
@@ -119,7 +123,101 @@ def build_parser() -> argparse.ArgumentParser:
         "list", help="list the loaded plugins and where each comes from"
     )
     _add_config_arguments(plugins_list)
+    _add_tool_commands(commands)
     return parser
+
+
+def _add_auth_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--auth",
+        metavar="SCHEME:CREDENTIALS",
+        action="append",
+        default=[],
+        help="addauth after connecting, e.g. digest:USER:PASSWORD (repeatable)",
+    )
+
+
+def _add_tool_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``snapshot save|restore``, ``store inspect``, ``export``, ``import``
+    (docs/operations.md; implemented in :mod:`coord.tools`)."""
+    snapshot = commands.add_parser(
+        "snapshot", help="save a running server's store to a file, or restore one"
+    )
+    snapshot.set_defaults(help_parser=snapshot)
+    snapshot_commands = snapshot.add_subparsers(dest="snapshot_command", metavar="COMMAND")
+    save = snapshot_commands.add_parser(
+        "save",
+        help="save a consistent copy of a running server's store",
+        description="Save a consistent point-in-time copy of a running coord server's "
+        "store (a tar archive), through the `snap` four-letter word, which the server "
+        "must whitelist: it hands out all data regardless of ACLs.",
+    )
+    save.add_argument("file", metavar="FILE", help="the archive to write")
+    save.add_argument("--server", required=True, metavar="HOST:PORT", help="client port")
+    save.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    save.add_argument(
+        "--timeout", type=float, default=60.0, metavar="SECONDS", help="per read [default: 60]"
+    )
+    restore = snapshot_commands.add_parser(
+        "restore",
+        help="unpack a snapshot into a data directory and verify it",
+        description="Unpack a snapshot archive into a data directory, verify every "
+        "checksum, and print what it holds. The directory must not be in use by a server.",
+    )
+    restore.add_argument("file", metavar="FILE", help="the archive to restore")
+    restore.add_argument("--data-dir", required=True, metavar="DIR", help="where to restore")
+    restore.add_argument(
+        "--force", action="store_true", help="replace the store of a non-empty DIR"
+    )
+
+    store = commands.add_parser("store", help="look into a data directory")
+    store.set_defaults(help_parser=store)
+    store_commands = store.add_subparsers(dest="store_command", metavar="COMMAND")
+    inspect = store_commands.add_parser(
+        "inspect",
+        help="describe a data directory's store (safe while its server runs)",
+        description="Describe the store in a data directory: indexes, term, node and "
+        "session counts, log range, size on disk. Opens it read-only.",
+    )
+    inspect.add_argument("--data-dir", required=True, metavar="DIR", help="data directory")
+    inspect.add_argument(
+        "--verify", action="store_true", help="also read every record and check its checksum"
+    )
+    inspect.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    export = commands.add_parser(
+        "export",
+        help="write a subtree as JSON (from coord or Apache ZooKeeper)",
+        description="Read a subtree through the client protocol (coord or Apache "
+        "ZooKeeper) and write it as JSON: path, data (base64), ACL, node type.",
+    )
+    export.add_argument("--server", required=True, metavar="HOST:PORT[,...]", help="server(s)")
+    export.add_argument("--path", default="/", help="the subtree's root [default: /]")
+    export.add_argument("--output", required=True, metavar="FILE", help='"-" for stdout')
+    export.add_argument(
+        "--skip-ephemeral",
+        action="store_true",
+        help="leave ephemeral nodes out (default: write them as persistent, with a note)",
+    )
+    _add_auth_argument(export)
+
+    import_ = commands.add_parser(
+        "import",
+        help="create the nodes of a JSON export (on coord or Apache ZooKeeper)",
+        description="Create the nodes of a `coord export` file, parents first. Fails "
+        "before writing anything if a node exists, unless --overwrite.",
+    )
+    import_.add_argument("--server", required=True, metavar="HOST:PORT[,...]", help="server(s)")
+    import_.add_argument("--input", required=True, metavar="FILE", help='"-" for stdin')
+    import_.add_argument(
+        "--path", default=None, help="where the export's root goes [default: its own path]"
+    )
+    import_.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the data and ACL of existing nodes (none is deleted)",
+    )
+    _add_auth_argument(import_)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -267,7 +365,215 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_server(args, env)
         if args.command == "plugins" and args.plugins_command == "list":
             return _list_plugins(args, env)
+        tool = _TOOLS.get(
+            (
+                args.command,
+                getattr(args, "snapshot_command", None) or getattr(args, "store_command", None),
+            )
+        )
+        if tool is not None:
+            return _run_tool(tool, args)
     except ConfigError as exc:
         return _error(exc)
     args.help_parser.print_help(sys.stderr)
     return 2
+
+
+# --- operator tools (coord.tools; docs/operations.md) ---------------------------------------
+
+
+def _run_tool(tool: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    from coord.tools import ToolError
+
+    try:
+        return tool(args)
+    except ToolError as exc:
+        return _error(exc)
+
+
+def _auth(values: Sequence[str]) -> tuple[list[tuple[str, bytes]], list[Id]]:
+    """``--auth`` values as ``(scheme, credentials)`` pairs, and the digest ids they give."""
+    from coord.protocol import Id
+    from coord.server import digest_id
+    from coord.tools import ToolError
+
+    pairs: list[tuple[str, bytes]] = []
+    ids: list[Id] = []
+    for value in values:
+        scheme, sep, credentials = value.partition(":")
+        if not sep or not scheme or not credentials:
+            raise ToolError(f"--auth {value!r}: expected SCHEME:CREDENTIALS")
+        pairs.append((scheme, credentials.encode("utf-8")))
+        if scheme == "digest":
+            user, sep, password = credentials.partition(":")
+            if not sep:
+                raise ToolError(f"--auth {value!r}: expected digest:USER:PASSWORD")
+            ids.append(Id("digest", digest_id(user, password)))
+    return pairs, ids
+
+
+def _connect(args: argparse.Namespace, pairs: list[tuple[str, bytes]]) -> ZkClient:
+    from coord.tools import ToolError
+    from coord.tools._zkclient import ZkClient, ZkClientError
+
+    try:
+        return ZkClient.connect(args.server, auth=pairs)
+    except ZkClientError as exc:
+        raise ToolError(str(exc)) from None
+
+
+def _snapshot_save(args: argparse.Namespace) -> int:
+    from coord.tools import Progress, human_bytes, save_snapshot
+
+    progress = Progress("snapshot")
+    try:
+        result = save_snapshot(
+            args.server, args.file, force=args.force, timeout=args.timeout, progress=progress
+        )
+    except BaseException:
+        progress.abandon()
+        raise
+    rate = result.size / max(result.seconds, 1e-6)
+    progress.done(
+        f"{human_bytes(result.size)} received in {result.seconds:.2f} s "
+        f"({human_bytes(int(rate))}/s)"
+    )
+    store = result.manifest.get("store", {})
+    described = ""
+    if store:
+        described = (
+            f"; log up to index {store['last_index']} (term {store['term']}), "
+            f"{store['nodes']} nodes, {store['sessions']} sessions"
+        )
+    print(
+        f"saved the store of {args.server} to {result.path}: {result.files} files, "
+        f"{human_bytes(result.size)}{described}"
+    )
+    return 0
+
+
+def _snapshot_restore(args: argparse.Namespace) -> int:
+    from coord.tools import Progress, format_store_info, human_bytes, restore_snapshot
+
+    progress = Progress("restore")
+    try:
+        result = restore_snapshot(args.file, args.data_dir, force=args.force, progress=progress)
+    except BaseException:
+        progress.abandon()
+        raise
+    progress.done(
+        f"{result.files} files, {human_bytes(result.size)} unpacked and verified in "
+        f"{result.seconds:.2f} s"
+    )
+    replaced = " (replacing its store)" if result.replaced else ""
+    print(f"restored {args.file} into {result.data_dir}{replaced}")
+    print(format_store_info(result.info))
+    return 0
+
+
+def _store_inspect(args: argparse.Namespace) -> int:
+    import json
+
+    from coord.tools import Progress, format_store_info, human_bytes, inspect_store
+
+    progress = Progress("verify") if args.verify else None
+    try:
+        info = inspect_store(args.data_dir, verify=args.verify, progress=progress)
+    except BaseException:
+        if progress is not None:
+            progress.abandon()
+        raise
+    if progress is not None:
+        progress.done(
+            f"{human_bytes(info['verified']['bytes'])} checked in {progress.elapsed:.2f} s"
+        )
+    print(json.dumps(info, indent=1) if args.json else format_store_info(info))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from coord.tools import Progress, ToolError, export_tree, human_bytes, write_document
+    from coord.tools._transfer import normalize_path
+
+    root = normalize_path(args.path)
+    pairs, _ids = _auth(args.auth)
+    progress = Progress("export")
+    try:
+        with _connect(args, pairs) as client:
+            document, result = export_tree(
+                client, root, skip_ephemeral=args.skip_ephemeral, progress=progress
+            )
+        if args.output == "-":
+            write_document(document, sys.stdout)
+            sys.stdout.flush()
+        else:
+            try:
+                with open(args.output, "w", encoding="utf-8") as out:
+                    write_document(document, out)
+            except OSError as exc:
+                raise ToolError(f"cannot write {args.output}: {exc.strerror}") from None
+    except BaseException:
+        progress.abandon()
+        raise
+    progress.done(f"{result.nodes} nodes read in {result.seconds:.2f} s")
+    notes = []
+    if result.ephemeral:
+        notes.append(f"{result.ephemeral} ephemeral written as persistent")
+    if result.skipped_ephemeral:
+        notes.append(f"{result.skipped_ephemeral} ephemeral left out")
+    if result.vanished:
+        notes.append(f"{result.vanished} deleted during the export")
+    target = "stdout" if args.output == "-" else args.output
+    print(
+        f"exported {result.nodes} nodes ({human_bytes(result.data_bytes)} of data) under "
+        f"{root} from {args.server} to {target}" + (f" ({'; '.join(notes)})" if notes else ""),
+        file=sys.stderr if args.output == "-" else sys.stdout,
+    )
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from coord.tools import Progress, ToolError, import_tree, read_document
+    from coord.tools._transfer import normalize_path
+
+    pairs, ids = _auth(args.auth)
+    dest = None if args.path is None else normalize_path(args.path)
+    if args.input == "-":
+        document = read_document(sys.stdin, "stdin")
+    else:
+        try:
+            with open(args.input, encoding="utf-8") as source:
+                document = read_document(source, args.input)
+        except OSError as exc:
+            raise ToolError(f"cannot read {args.input}: {exc.strerror}") from None
+    progress = Progress("import")
+    try:
+        with _connect(args, pairs) as client:
+            result = import_tree(
+                client,
+                document,
+                dest=dest,
+                overwrite=args.overwrite,
+                identities=ids,
+                progress=progress,
+            )
+    except BaseException:
+        progress.abandon()
+        raise
+    written = result.created + result.updated
+    progress.done(f"{written} nodes written in {result.seconds:.2f} s")
+    print(
+        f"imported {args.input} under {dest or document['root']} on {args.server}: "
+        f"{result.created} created, {result.updated} replaced, "
+        f"{result.parents} missing parents created"
+    )
+    return 0
+
+
+_TOOLS: dict[tuple[str, str | None], Callable[[argparse.Namespace], int]] = {
+    ("snapshot", "save"): _snapshot_save,
+    ("snapshot", "restore"): _snapshot_restore,
+    ("store", "inspect"): _store_inspect,
+    ("export", None): _export,
+    ("import", None): _import,
+}

@@ -36,6 +36,7 @@ from typing import Any, Final
 
 __all__ = [
     "ENV_PREFIX",
+    "EXPLICIT_FOUR_LETTER_WORDS",
     "FOUR_LETTER_WORDS",
     "ConfigError",
     "ServerConfig",
@@ -46,8 +47,11 @@ __all__ = [
 #: Every four-letter word the server knows (ZooKeeper's ``4lw.commands.whitelist`` names).
 FOUR_LETTER_WORDS: Final[frozenset[str]] = frozenset(
     {"ruok", "srvr", "stat", "mntr", "envi", "conf", "cons", "wchs"}
-    | {"wchc", "wchp", "isro", "dump", "crst", "srst", "dirs"}
+    | {"wchc", "wchp", "isro", "dump", "crst", "srst", "dirs", "snap"}
 )
+#: Words ``"*"`` does not enable: each must be named. ``snap`` streams the whole store to
+#: whoever asks, ACLs notwithstanding (coord/server/_snapshot.py).
+EXPLICIT_FOUR_LETTER_WORDS: Final[frozenset[str]] = frozenset({"snap"})
 
 #: Environment variables ``COORD_<FIELD NAME IN UPPER CASE>`` set :class:`ServerConfig` fields.
 ENV_PREFIX: Final = "COORD_"
@@ -124,7 +128,8 @@ class ServerConfig:
     )
     four_letter_words: tuple[str, ...] = _doc(
         ("srvr", "ruok", "isro"),
-        'Four-letter words answered on the client port ("*": all of them).',
+        'Four-letter words answered on the client port ("*": all of them but snap, which '
+        "must be named: it streams the whole store to whoever asks, ACLs notwithstanding).",
     )
     extended_types: bool = _doc(True, "Enable TTL nodes (ZooKeeper's extendedTypesEnabled).")
     container_check_interval: int = _doc(
@@ -240,10 +245,12 @@ class ServerConfig:
 
     @property
     def enabled_four_letter_words(self) -> frozenset[str]:
-        """The four-letter words to answer, with ``"*"`` expanded to all of them."""
+        """The four-letter words to answer, with ``"*"`` expanded to all of them except
+        :data:`EXPLICIT_FOUR_LETTER_WORDS` (``snap``), which are enabled only by name."""
+        named = frozenset(self.four_letter_words) - {"*"}
         if "*" in self.four_letter_words:
-            return FOUR_LETTER_WORDS
-        return frozenset(self.four_letter_words)
+            return (FOUR_LETTER_WORDS - EXPLICIT_FOUR_LETTER_WORDS) | named
+        return named
 
 
 _FIELD_TYPES: Final[dict[str, Any]] = typing.get_type_hints(ServerConfig)

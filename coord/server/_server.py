@@ -166,6 +166,7 @@ FOUR_LETTER_WORDS = {
         "gtmk",
         "stmk",
         "hash",
+        "snap",  # streams the store as a tar archive: coord/server/_snapshot.py
     ]
 }
 
@@ -218,6 +219,8 @@ class Connection:
         self.received = 0
         self.sent = 0
         self.last_op = "NA"
+        #: `snap` was sent: run() streams a snapshot (coord/server/_snapshot.py).
+        self.snapshot_requested = False
 
     def __hash__(self) -> int:
         return id(self)
@@ -295,6 +298,10 @@ class Connection:
                             await self._established.wait()
                             if not self.closing:
                                 await self._serve(decoder)
+                        elif self.snapshot_requested:  # past the handshake deadline
+                            from ._snapshot import stream_snapshot
+
+                            await stream_snapshot(server, self)
                     except TimeoutError:
                         log.info(
                             "closing %s: no handshake within %.1f s",
@@ -337,6 +344,11 @@ class Connection:
             if decoder.buffered >= 4:
                 word = FOUR_LETTER_WORDS.get(int.from_bytes(decoder.peek(4), "big"))
                 if word is not None:
+                    # --- `snap`: streamed by run() (whitelist checked there) ---
+                    if word == "snap":
+                        self.snapshot_requested = True
+                        return None
+                    # ---
                     self.out += self.server.four_letter_word(word).encode()
                     self.kick()
                     return None

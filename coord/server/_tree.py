@@ -132,20 +132,6 @@ class Node:
         """This node's Stat as a record (for tools and tests; replies use stat_bytes)."""
         return Stat.from_bytes(self.stat_bytes())
 
-    def copy(self) -> Node:
-        """A copy sharing nothing mutable with this node."""
-        twin = Node.__new__(Node)
-        for name in Node.__slots__:
-            setattr(twin, name, getattr(self, name))
-        twin.children = set(self.children)
-        return twin
-
-
-def _reported_cversion(creates: int, children: int) -> int:
-    """ZooKeeper's ``cversion * 2 - numChildren``, in Java int arithmetic."""
-    value = (creates * 2 - children) & 0xFFFF_FFFF
-    return value - (1 << 32) if value >> 31 else value
-
 
 def _bad(path: str, reason: str) -> BadArgumentsError:
     return BadArgumentsError(f"invalid path {path!r}: {reason}", path=path)

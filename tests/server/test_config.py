@@ -59,8 +59,12 @@ def test_ServerConfig_session_timeouts_follow_tick_time_when_unset() -> None:
 
 
 def test_ServerConfig_star_enables_every_four_letter_word() -> None:
-    assert ServerConfig(four_letter_words=("*",)).enabled_four_letter_words == FOUR_LETTER_WORDS
+    assert ServerConfig(four_letter_words=("*",)).enabled_four_letter_words == (
+        FOUR_LETTER_WORDS - {"snap"}
+    )
     assert ServerConfig(four_letter_words=("ruok",)).enabled_four_letter_words == {"ruok"}
+    # snap hands out the whole store: "*" does not enable it, naming it does.
+    assert "snap" in ServerConfig(four_letter_words=("*", "snap")).enabled_four_letter_words
 
 
 @pytest.mark.parametrize(

@@ -892,7 +892,12 @@ def _verify(
     return counts
 
 
-def inspect(data_dir: Path | str, *, verify: bool = False) -> dict[str, Any]:
+def inspect(
+    data_dir: Path | str,
+    *,
+    verify: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
     """Describe the store in ``data_dir`` without locking it (safe while a server runs).
 
     Opens the database read-only. The store knows indexes, not zxids: an index is the low
@@ -901,6 +906,7 @@ def inspect(data_dir: Path | str, *, verify: bool = False) -> dict[str, Any]:
     Args:
         data_dir: a server's data directory.
         verify: also check every record's checksum (adds ``verified`` counts).
+        progress: with ``verify``, called now and then with the bytes checked so far.
 
     Returns:
         ``data_dir``, ``format``, ``first_index``, ``last_index``, ``entries``,
@@ -944,7 +950,7 @@ def inspect(data_dir: Path | str, *, verify: bool = False) -> dict[str, Any]:
             "locked_by": _is_locked(data_dir),
         }
         if verify:
-            info["verified"] = _verify(data_dir, cfs.__getitem__, None, first, last)
+            info["verified"] = _verify(data_dir, cfs.__getitem__, progress, first, last)
     finally:
         for cf in cfs.values():
             cf.close()
