@@ -133,6 +133,12 @@ class Node:
         return Stat.from_bytes(self.stat_bytes())
 
 
+def _reported_cversion(creates: int, children: int) -> int:
+    """ZooKeeper's ``cversion * 2 - numChildren``, in Java int arithmetic."""
+    value = (creates * 2 - children) & 0xFFFF_FFFF
+    return value - (1 << 32) if value >> 31 else value
+
+
 def _bad(path: str, reason: str) -> BadArgumentsError:
     return BadArgumentsError(f"invalid path {path!r}: {reason}", path=path)
 
