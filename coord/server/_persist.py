@@ -22,7 +22,7 @@ from coord.protocol._jute import write_buffer, write_int, write_string
 
 from ._apply import Session, StateMachine
 from ._storage import LogStore, StoreCorruptedError
-from ._tree import CONTAINER_OWNER, Node, ephemeral_session, parent_of, ttl_of
+from ._tree import CONTAINER_OWNER, Node, ephemeral_session, parent_of, system_nodes, ttl_of
 
 __all__ = ["decode_node", "decode_session", "encode_node", "encode_session", "load_state"]
 
@@ -139,10 +139,22 @@ def load_state(
     count = 0
     for path, record in store.iter_nodes():
         try:
-            node = decode_node(record, acls)
+            nodes[path] = decode_node(record, acls)
         except ProtocolError as exc:
             raise StoreCorruptedError(f"node record {path} is damaged: {exc}") from None
-        nodes[path] = node
+        count += 1
+        if progress is not None and count % 100_000 == 0:
+            progress(count)
+    state.sessions = sessions
+    if not nodes:
+        return 0
+    # The system nodes are stored only once something changed them; the rest come
+    # from the fresh tree.
+    for path, node in system_nodes().items():
+        if path not in nodes:
+            node.children.clear()
+            nodes[path] = node
+    for path, node in nodes.items():
         if path != "/":
             parent_path, name = parent_of(path)
             parent = nodes.get(parent_path)
@@ -160,10 +172,5 @@ def load_state(
                 state.containers.add(path)
             elif ttl_of(owner) is not None:
                 state.ttls.add(path)
-        count += 1
-        if progress is not None and count % 100_000 == 0:
-            progress(count)
-    if nodes:
-        state.nodes = nodes
-    state.sessions = sessions
+    state.nodes = nodes
     return count
