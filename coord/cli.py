@@ -9,6 +9,7 @@ plugins and where each comes from. ``python -m coord`` is the same command.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import os
@@ -382,6 +383,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 # --- operator tools (coord.tools; docs/operations.md) ---------------------------------------
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _run_tool(tool: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     from coord.tools import ToolError
 
@@ -443,7 +448,7 @@ def _snapshot_save(args: argparse.Namespace) -> int:
     if store:
         described = (
             f"; log up to index {store['last_index']} (term {store['term']}), "
-            f"{store['nodes']} nodes, {store['sessions']} sessions"
+            f"{_count(store['nodes'], 'node')}, {_count(store['sessions'], 'session')}"
         )
     print(
         f"saved the store of {args.server} to {result.path}: {result.files} files, "
@@ -507,10 +512,14 @@ def _export(args: argparse.Namespace) -> int:
             write_document(document, sys.stdout)
             sys.stdout.flush()
         else:
+            part = f"{args.output}.part"  # a FILE that exists is complete
             try:
-                with open(args.output, "w", encoding="utf-8") as out:
+                with open(part, "w", encoding="utf-8") as out:
                     write_document(document, out)
+                os.replace(part, args.output)
             except OSError as exc:
+                with contextlib.suppress(OSError):
+                    os.unlink(part)
                 raise ToolError(f"cannot write {args.output}: {exc.strerror}") from None
     except BaseException:
         progress.abandon()

@@ -407,10 +407,14 @@ def _read_file(path: Path) -> dict[str, Any]:
     return values
 
 
+#: ``COORD_*`` variables that are not settings (they configure test machinery).
+ENV_NOT_CONFIG: Final[frozenset[str]] = frozenset({"COORD_FAILPOINTS"})
+
+
 def _read_env(env: Mapping[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name, raw_value in env.items():
-        if not name.startswith(ENV_PREFIX):
+        if not name.startswith(ENV_PREFIX) or name in ENV_NOT_CONFIG:
             continue
         key = name[len(ENV_PREFIX) :].lower()
         source = f"environment variable {name}"

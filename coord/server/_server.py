@@ -860,7 +860,10 @@ class Server:
             if not self._proposals:
                 if self.state.touched or self.state.touched_sessions:
                     # Idle: persist the applied state so a restart replays less.
-                    await self._write(self._state_batch(), sync=False)
+                    idle_batch = self._state_batch()
+                    if _armed and idle_batch.compact_before is not None:
+                        failpoint("mid-compaction")
+                    await self._write(idle_batch, sync=False)
                     continue
                 self._commit_wakeup = anyio.Event()
                 await self._commit_wakeup.wait()
@@ -936,14 +939,22 @@ class Server:
         started = time.monotonic()
         count = load_state(store, state, progress=lambda n: log.info("loading: %d nodes so far", n))
         applied = store.applied_index
+        # Every kept entry is read once: checksums verified, no hole, all decodable.
+        index = store.first_index
+        while index < applied:
+            chunk = store.read_entries(index, min(index + 4096, applied))
+            for offset, raw in enumerate(chunk):
+                self._decode_entry(raw, index + offset)
+            index += len(chunk)
         if applied:
-            state.last_zxid = self._decode_entry(store.read_entries(applied, applied + 1)[0]).zxid
+            raw = store.read_entries(applied, applied + 1)[0]
+            state.last_zxid = self._decode_entry(raw, applied).zxid
         replayed = 0
         index = applied + 1
         while index <= store.last_index:
             chunk = store.read_entries(index, min(index + 4096, store.last_index + 1))
-            for raw in chunk:
-                state.apply(self._decode_entry(raw))
+            for offset, raw in enumerate(chunk):
+                state.apply(self._decode_entry(raw, index + offset))
             index += len(chunk)
             replayed += len(chunk)
         # Replayed entries' effects are in memory only: the first batch writes them.
@@ -966,12 +977,15 @@ class Server:
                 time.monotonic() - started,
             )
 
-    @staticmethod
-    def _decode_entry(raw: bytes) -> Entry:
+    def _decode_entry(self, raw: bytes, index: int) -> Entry:
         try:
             return Entry.decode(raw)
         except ProtocolError as exc:
-            raise StoreCorruptedError(f"a log entry cannot be decoded: {exc}") from None
+            raise StoreCorruptedError(
+                f"log entry {index} cannot be decoded ({exc}); the store in "
+                f"{self.config.data_dir} is damaged: restore it from a snapshot "
+                "(coord snapshot restore)"
+            ) from None
 
     def _close_store_now(self) -> None:
         async def close() -> None:

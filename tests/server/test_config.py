@@ -272,3 +272,9 @@ def test_load_config_missing_or_malformed_file(tmp_path: Path) -> None:
 
 def test_ConfigError_is_a_ValueError() -> None:
     assert issubclass(ConfigError, ValueError)
+
+
+def test_load_config_ignores_COORD_FAILPOINTS_in_the_environment() -> None:
+    """COORD_FAILPOINTS drives test machinery; it is not a setting and not an error."""
+    config = load_config(env={"COORD_FAILPOINTS": "after-log-write", "COORD_PORT": "2999"})
+    assert config.port == 2999
