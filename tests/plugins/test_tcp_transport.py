@@ -119,3 +119,48 @@ async def test_TcpTransport_bind_failure_raises_before_started() -> None:
         with pytest.raises(OSError):
             await tg.start(transport.serve, ServerConfig(host=host, port=port), handler)
         tg.cancel_scope.cancel()
+
+
+class _GoneStream:
+    """An accepted stream whose peer reset before its address could be read."""
+
+    closed = False
+
+    def extra(self, attribute: object) -> object:
+        raise anyio.TypedAttributeLookupError("the socket is already closed")
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+class _OneGoneThenBlock:
+    """A listener that hands out one vanished connection, then waits forever."""
+
+    def __init__(self) -> None:
+        self.gone = _GoneStream()
+        self.accepted = 0
+        self.asked_again = anyio.Event()
+
+    async def accept(self) -> _GoneStream:
+        self.accepted += 1
+        if self.accepted == 1:
+            return self.gone
+        self.asked_again.set()
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+
+@pytest.mark.anyio
+async def test_TcpTransport_peer_gone_before_accept_completes_keeps_listening() -> None:
+    """A connection reset before its address is read is dropped; the listener goes on."""
+    listener = _OneGoneThenBlock()
+
+    async def handler(stream: object, peer: object) -> None:
+        raise AssertionError("no handler for a vanished peer")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(TcpTransport()._accept_loop, listener, handler, tg)  # type: ignore[arg-type]
+        with anyio.fail_after(5):
+            await listener.asked_again.wait()
+        tg.cancel_scope.cancel()
+    assert listener.gone.closed

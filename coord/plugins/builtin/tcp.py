@@ -96,7 +96,7 @@ class TcpTransport:
                 raise
             try:
                 peer = PeerInfo(*_host_port(stream.extra(SocketAttribute.remote_address)))
-            except OSError:  # the peer is already gone
+            except (OSError, anyio.TypedAttributeLookupError):  # the peer is already gone
                 await stream.aclose()
                 continue
             tg.start_soon(_serve_connection, stream, peer, handler, name=f"coord tcp {peer}")
