@@ -1,5 +1,6 @@
-"""Test helpers shipped with coord: real Apache ZooKeeper, its CLI, a fault proxy, and the
-storage backends' conformance suite.
+"""Test helpers shipped with coord: an in-process coord server, real Apache ZooKeeper, its
+CLI, a fault proxy, session faults for users' own tests (``drop_connection``,
+``expire_session``), and the storage backends' conformance suite.
 
 ``coord.testing`` imports without pytest; :class:`StorageConformance` (a pytest suite)
 is loaded on first access.
@@ -7,7 +8,9 @@ is loaded on first access.
 
 from typing import TYPE_CHECKING
 
+from coord.client._testing import drop_connection, expire_session
 from coord.testing._proxy import SyncTcpProxy, TcpProxy
+from coord.testing._server import CoordServerThread, running_server
 from coord.testing._zkcli import ZkCliCommandOutput, ZkCliResult, run_zkcli
 from coord.testing._zookeeper import (
     ZooKeeperProcess,
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
     from coord.testing._storage_conformance import StorageConformance
 
 __all__ = [
+    "CoordServerThread",
     "StorageConformance",
     "SyncTcpProxy",
     "TcpProxy",
@@ -28,9 +32,12 @@ __all__ = [
     "ZkCliResult",
     "ZooKeeperProcess",
     "ZooKeeperStartError",
+    "drop_connection",
+    "expire_session",
     "four_letter_word",
     "require_zookeeper",
     "run_zkcli",
+    "running_server",
     "zookeeper_available",
 ]
 
