@@ -144,25 +144,65 @@ class CreateSession(Record):
 _ENTRY_HEADER = struct.Struct(">qqqi")
 
 
-@dataclass(frozen=True, slots=True)
 class Entry:
-    """One log entry: a write request (or session event) stamped by the leader."""
+    """One log entry: a write request (or session event) stamped by the leader.
 
-    zxid: int
-    time: int
-    session_id: int
-    type: int
-    request: Record
-    auth: tuple[Id, ...] = ()
+    Treated as immutable once built. ``body``, when given, is the request's jute
+    encoding as it arrived from the client, so encoding the entry does not re-encode it.
+    """
+
+    __slots__ = ("auth", "body", "request", "session_id", "time", "type", "zxid")
+
+    def __init__(
+        self,
+        zxid: int,
+        time: int,
+        session_id: int,
+        type: int,
+        request: Record,
+        auth: tuple[Id, ...] = (),
+        body: bytes | None = None,
+    ) -> None:
+        self.zxid = zxid
+        self.time = time
+        self.session_id = session_id
+        self.type = type
+        self.request = request
+        self.auth = auth
+        self.body = body
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Entry):
+            return NotImplemented
+        return (
+            self.zxid == other.zxid
+            and self.time == other.time
+            and self.session_id == other.session_id
+            and self.type == other.type
+            and self.request == other.request
+            and self.auth == other.auth
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"Entry(zxid=0x{self.zxid:x}, time={self.time}, session_id=0x{self.session_id:x}, "
+            f"type={self.type}, request={self.request!r}, auth={self.auth!r})"
+        )
 
     def encode(self) -> bytes:
         """The entry's durable encoding (for the log and for replication)."""
-        out = bytearray(_ENTRY_HEADER.pack(self.zxid, self.time, self.session_id, self.type))
-        write_int(out, len(self.auth))
-        for ident in self.auth:
-            ident.write(out)
-        self.request.write(out)
-        return bytes(out)
+        body = self.body
+        if body is None:
+            body = self.request.to_bytes()
+        return b"".join(
+            (
+                _ENTRY_HEADER.pack(self.zxid, self.time, self.session_id, self.type),
+                _encode_auth(self.auth),
+                body,
+            )
+        )
 
     @classmethod
     def decode(cls, data: bytes | memoryview) -> Entry:
@@ -185,6 +225,24 @@ class Entry:
         request = body_type.read(r)
         r.expect_end("entry")
         return cls(zxid, time, session_id, op, request, auth)
+
+
+_auth_encodings: dict[tuple[Id, ...], bytes] = {}
+
+
+def _encode_auth(auth: tuple[Id, ...]) -> bytes:
+    """The encoding of a list of identities; connections reuse a few, so it is cached."""
+    encoded = _auth_encodings.get(auth)
+    if encoded is None:
+        out = bytearray()
+        write_int(out, len(auth))
+        for ident in auth:
+            ident.write(out)
+        encoded = bytes(out)
+        if len(_auth_encodings) >= 4096:
+            _auth_encodings.clear()
+        _auth_encodings[auth] = encoded
+    return encoded
 
 
 _ENTRY_BODY_TYPES: dict[int, type[Record]] = {

@@ -171,7 +171,6 @@ FOUR_LETTER_WORDS = {
 }
 
 _OUT_LIMIT = 64 * 1024 * 1024
-_INDEX_MASK = 0xFFFF_FFFF
 #: How long the first SIGINT/SIGTERM waits for accepted requests to be answered.
 DRAIN_SECONDS = 10.0
 _READ = int(Perm.READ)
@@ -453,7 +452,7 @@ class Connection:
         elif op in _WRITES:
             slot = _Slot(xid, op, request)
             self.pending.append(slot)
-            server.propose(self, op, request, slot)
+            server.propose(self, op, request, slot, frame[8:])
         elif op == OpCode.AUTH:
             assert isinstance(request, AuthPacket)
             self._authenticate(xid, request)
@@ -643,12 +642,28 @@ _OP_NAMES: dict[int, str] = {
 
 
 class _Proposal:
-    __slots__ = ("connection", "entry", "slot")
+    """A write waiting for the next group commit; it becomes an entry there."""
 
-    def __init__(self, entry: Entry, connection: Connection | None, slot: _Slot | None) -> None:
-        self.entry = entry
+    __slots__ = ("auth", "body", "connection", "entry", "op", "request", "session_id", "slot")
+
+    def __init__(
+        self,
+        session_id: int,
+        op: int,
+        request: Record,
+        auth: tuple[Id, ...],
+        body: bytes | None,
+        connection: Connection | None,
+        slot: _Slot | None,
+    ) -> None:
+        self.session_id = session_id
+        self.op = op
+        self.request = request
+        self.auth = auth
+        self.body = body
         self.connection = connection
         self.slot = slot
+        self.entry: Entry | None = None
 
 
 class LatencyStats:
@@ -827,12 +842,25 @@ class Server:
 
     # --- the write path ------------------------------------------------------------------
 
-    def propose(self, connection: Connection, op: int, request: Record, slot: _Slot) -> None:
-        """Turn a client write into a log entry; ``slot`` completes when it is applied."""
+    def propose(
+        self,
+        connection: Connection,
+        op: int,
+        request: Record,
+        slot: _Slot,
+        body: bytes | None = None,
+    ) -> None:
+        """Queue a client write for the log; ``slot`` completes when it is applied.
+
+        ``body`` is the request as the client encoded it (reused for the log entry).
+        """
         if op == OpCode.CLOSE_SESSION:
             self._closing_sessions.add(connection.session_id)
             self.tracker.remove(connection.session_id)
-        self._propose(connection.session_id, op, request, connection.auth, connection, slot)
+        self._proposals.append(
+            _Proposal(connection.session_id, op, request, connection.auth, body, connection, slot)
+        )
+        self._commit_wakeup.set()
 
     def _propose(
         self,
@@ -843,11 +871,30 @@ class Server:
         connection: Connection | None,
         slot: _Slot | None,
     ) -> None:
-        self._index += 1
-        zxid = (self._term << 32) | self._index
-        entry = Entry(zxid, now_ms(), session_id, op, request, auth)
-        self._proposals.append(_Proposal(entry, connection, slot))
+        self._proposals.append(_Proposal(session_id, op, request, auth, None, connection, slot))
         self._commit_wakeup.set()
+
+    def _stamp(self, batch: list[_Proposal]) -> list[tuple[int, bytes]]:
+        """Give a batch its zxids and its time (one clock read); return its log records."""
+        now = now_ms()
+        high = self._term << 32
+        index = self._index
+        records: list[tuple[int, bytes]] = []
+        append = records.append
+        for proposal in batch:
+            index += 1
+            entry = proposal.entry = Entry(
+                high | index,
+                now,
+                proposal.session_id,
+                proposal.op,
+                proposal.request,
+                proposal.auth,
+                proposal.body,
+            )
+            append((index, entry.encode()))
+        self._index = index
+        return records
 
     async def _commit_loop(self) -> None:
         """Group commit: one durable write per batch, then apply in order.
@@ -871,9 +918,7 @@ class Server:
             batch = self._proposals
             self._proposals = []
             store_batch = self._state_batch()
-            store_batch.entries = [
-                (proposal.entry.zxid & _INDEX_MASK, proposal.entry.encode()) for proposal in batch
-            ]
+            store_batch.entries = self._stamp(batch)
             if _armed:
                 failpoint("before-log-write")
                 if store_batch.compact_before is not None:
@@ -883,10 +928,12 @@ class Server:
                 failpoint("after-log-write")
             for proposal in batch:
                 self._apply(proposal)
-            self._applied_index = batch[-1].entry.zxid & _INDEX_MASK
+            self._applied_index = self._index
             if _armed:
                 failpoint("before-reply")
-            self.latency.add(now_ms() - batch[0].entry.time)
+            first = batch[0].entry
+            assert first is not None
+            self.latency.add(now_ms() - first.time)
 
     async def _write(self, batch: StoreBatch, *, sync: bool) -> None:
         """Write to the store, or stop the server: nothing is acknowledged unless durable."""
@@ -997,6 +1044,7 @@ class Server:
 
     def _apply(self, proposal: _Proposal) -> None:
         entry = proposal.entry
+        assert entry is not None
         result = self.state.apply(entry)
         if result.events:
             trigger = self.watches.trigger
