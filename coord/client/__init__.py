@@ -7,6 +7,7 @@
 from coord.client._client import Client, connect
 from coord.client._retry import RetryPolicy
 from coord.client._sync import SyncClient, SyncTransaction, SyncWatchStream, connect_sync
+from coord.client._tls import TlsOptions
 from coord.client._transaction import GetChildren, GetData, ReadOp, ReadResult, Transaction
 from coord.client._types import (
     ANYONE_ID_UNSAFE,
@@ -59,6 +60,7 @@ __all__ = [
     "SyncClient",
     "SyncTransaction",
     "SyncWatchStream",
+    "TlsOptions",
     "Transaction",
     "TransactionFailed",
     "WatchStream",

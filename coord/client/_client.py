@@ -33,10 +33,11 @@ import contextlib
 import logging
 import random
 import socket
+import ssl
 import struct
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Literal, Self, TypeVar, overload
@@ -81,6 +82,7 @@ from coord.protocol import (
     NodeExistsError,
     NoNodeError,
     NotEmptyError,
+    NotReadOnlyError,
     OpCode,
     OperationTimeoutError,
     ProtocolError,
@@ -111,9 +113,19 @@ from ._core import (
     WatchesRestored,
     WatchEvent,
 )
+from ._hosts import (
+    HostPolicy,
+    Probe,
+    first_preferred,
+    is_write,
+    parse_isro,
+    parse_zones,
+    probe_targets,
+)
 from ._paths import Chroot, HostPort, join_path, parent_path, parse_connect_string, validate_path
 from ._registry import WatchKind
 from ._retry import RetryPolicy
+from ._tls import TlsOptions, tls_context
 from ._transaction import (
     GetData,
     ReadOp,
@@ -139,6 +151,14 @@ _ABORT_LINGER = struct.pack("ii", 1, 0)
 _CLOSE_TIMEOUT = 2.0
 #: Largest pause between two rounds of connection attempts over all servers.
 _MAX_RECONNECT_DELAY = 1.0
+#: Longest a probe of a better server (TCP connect, ``isro``) may take.
+_PROBE_TIMEOUT = 2.0
+#: Longest a planned move waits for a moment with no request in flight.
+_QUIET_WAIT = 2.0
+
+
+class _Move(ConnectionLossError):
+    """Why a connection was closed on purpose: the session moves to a better server."""
 
 
 class _Call:
@@ -171,11 +191,22 @@ class _Call:
 class _Connection:
     """One TCP connection: its stream, its output buffer and the scope of its tasks."""
 
-    __slots__ = ("connected", "error", "host", "out", "priming", "scope", "stream", "wakeup")
+    __slots__ = (
+        "connected",
+        "error",
+        "host",
+        "out",
+        "priming",
+        "ready",
+        "scope",
+        "stream",
+        "wakeup",
+    )
 
-    def __init__(self, stream: anyio.abc.SocketStream, host: HostPort) -> None:
+    def __init__(self, stream: anyio.abc.ByteStream, host: HostPort) -> None:
         self.stream = stream
         self.host = host
+        self.ready = anyio.Event()
         self.out = bytearray()
         self.wakeup = anyio.Event()
         self.scope = anyio.CancelScope()
@@ -265,10 +296,24 @@ class Client:
         auth: Sequence[tuple[str, bytes | str]] = (),
         read_only: bool = False,
         retry: RetryPolicy | None = None,
+        zones: Mapping[str, str] | None = None,
+        zone: str | None = None,
+        probe_interval: float = 10.0,
+        tls: TlsOptions | ssl.SSLContext | bool | None = None,
     ) -> None:
         parsed = parse_connect_string(hosts)
         if not session_timeout > 0:
             raise ValueError("session_timeout must be positive")
+        if not probe_interval > 0:
+            raise ValueError("probe_interval must be positive")
+        self._policy = HostPolicy(parsed.hosts, parse_zones(zones), zone)
+        self._probe_interval = float(probe_interval)
+        self._tls = tls_context(tls)
+        self._tls_hostname = tls.server_hostname if isinstance(tls, TlsOptions) else None
+        #: The better server a probe found: the next round starts with it.
+        self._move_to: HostPort | None = None
+        #: A planned move is under way: SUSPENDED is only reported if it fails.
+        self._moving = False
         self._connect_string = hosts
         self._hosts = parsed.hosts
         self._chroot = Chroot(parsed.chroot)
@@ -409,6 +454,11 @@ class Client:
         return str(conn.host) if conn is not None else None
 
     @property
+    def zone(self) -> str | None:
+        """The client's zone (``None``: no zone preference)."""
+        return self._policy.zone
+
+    @property
     def chroot(self) -> str:
         """The chroot of the connect string (``""`` if none)."""
         return self._chroot.prefix
@@ -508,27 +558,29 @@ class Client:
 
     async def _connect_loop(self) -> None:
         core = self._core
-        hosts = list(self._hosts)
-        self._random.shuffle(hosts)
         begin = anyio.current_time()
         self._last_heard = begin
-        attempt = 0
         failed_rounds = 0
         last_error: BaseException | None = None
+        round_: list[HostPort] = []
         while True:
             if self._session_given_up():
                 return
-            host = hosts[attempt % len(hosts)]
-            attempt += 1
-            timeout = self._connect_timeout(len(hosts))
-            stream: anyio.abc.SocketStream | None = None
+            if not round_:
+                # Local zone first (see _hosts.py), or the server a probe found.
+                round_ = first_preferred(self._policy.round(self._random), self._move_to)
+                self._move_to = None
+            host = round_.pop(0)
+            timeout = self._connect_timeout(len(self._hosts))
+            stream: anyio.abc.ByteStream | None = None
+            was_ready = False
             started = anyio.current_time()
             try:
                 with anyio.fail_after(timeout):
-                    stream = await anyio.connect_tcp(host.host, host.port)
-            except (OSError, TimeoutError) as exc:
-                last_error = exc
-                log.debug("cannot connect to %s: %s", host, exc)
+                    stream = await self._open(host)
+            except (OSError, TimeoutError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
+                last_error = _root_cause(exc)
+                log.debug("cannot connect to %s: %s", host, last_error)
             if stream is not None:
                 handshake = max(0.001, timeout - (anyio.current_time() - started))
                 error, was_ready = await self._run_connection(stream, host, handshake)
@@ -541,8 +593,18 @@ class Client:
                         raise self._fatal
                     self._finish(ConnectionState.LOST, type(self._fatal), str(self._fatal))
                     return
-                if was_ready:
-                    failed_rounds = 0
+            if was_ready:
+                # Start a new round from the preferred servers: at once after a planned
+                # move, after a short pause after a loss (as after a failed round).
+                failed_rounds = 0
+                round_ = []
+                if not self._moving:
+                    await anyio.sleep(0.05 * (0.5 + self._random.random() / 2))
+                continue
+            if self._moving:
+                # The planned move failed: now the client really is disconnected.
+                self._moving = False
+                self._set_state(ConnectionState.SUSPENDED)
             now = anyio.current_time()
             if core.session_id and self._task_status is None:
                 if self._session_given_up():
@@ -550,12 +612,24 @@ class Client:
             elif now - begin >= self._requested_timeout:
                 raise ConnectionLossError(
                     f"could not connect to {self._connect_string!r} within "
-                    f"{self._requested_timeout:g} s: {last_error}"
-                )
-            if attempt % len(hosts) == 0:
+                    f"{self._requested_timeout:g} s: {_describe(last_error)}"
+                ) from last_error
+            if not round_:
                 failed_rounds += 1
                 delay = min(_MAX_RECONNECT_DELAY, 0.025 * 2**failed_rounds)
                 await anyio.sleep(delay * (0.5 + self._random.random() / 2))
+
+    async def _open(self, host: HostPort) -> anyio.abc.ByteStream:
+        """A TCP connection to ``host``, wrapped in TLS when the client has TLS options."""
+        if self._tls is None:
+            return await anyio.connect_tcp(host.host, host.port)
+        return await anyio.connect_tcp(
+            host.host,
+            host.port,
+            ssl_context=self._tls,
+            tls_hostname=self._tls_hostname or host.host,
+            tls_standard_compatible=False,
+        )
 
     def _session_given_up(self) -> bool:
         """After a whole session timeout without hearing from any server, the servers
@@ -586,7 +660,7 @@ class Client:
         return max(timeout, 0.001)
 
     async def _run_connection(
-        self, stream: anyio.abc.SocketStream, host: HostPort, connect_timeout: float
+        self, stream: anyio.abc.ByteStream, host: HostPort, connect_timeout: float
     ) -> tuple[BaseException | None, bool]:
         core = self._core
         conn = _Connection(stream, host)
@@ -598,6 +672,7 @@ class Client:
                     conn.send(core.connect(anyio.current_time(), connect_timeout))
                     tg.start_soon(self._writer, conn)
                     tg.start_soon(self._timer, conn)
+                    tg.start_soon(self._prober, conn)
                     await self._reader(conn)
         finally:
             with anyio.CancelScope(shield=True):
@@ -615,7 +690,10 @@ class Client:
                     if isinstance(token, _Call):
                         token.fail(error)
                 await _abort(stream)
-                if was_ready:
+                if was_ready and isinstance(conn.error, _Move):
+                    log.info("session 0x%x leaves %s: %s", core.session_id, host, conn.error)
+                    self._moving = True
+                elif was_ready:
                     log.info("connection to %s lost: %s", host, conn.error)
                     self._set_state(ConnectionState.SUSPENDED)
         return conn.error, was_ready
@@ -710,12 +788,84 @@ class Client:
 
     def _ready(self, conn: _Connection, event: Connected) -> None:
         self._ready_conn = conn
-        if self._task_status is not None:
+        conn.ready.set()
+        if self._moving:
+            # A planned move succeeded: the session never was in doubt.
+            self._moving = False
+            self._changed_now()
+        elif self._task_status is not None:
             self._set_state(ConnectionState.CONNECTED)
             self._task_status.started()
             self._task_status = None
         else:
             self._set_state(ConnectionState.RECONNECTED)
+
+    def _changed_now(self) -> None:
+        """Wake the operations waiting for a connection, without a state change."""
+        changed = self._changed
+        self._changed = anyio.Event()
+        if changed is not None:
+            changed.set()
+
+    # --- moving to a better server ----------------------------------------------------------
+
+    async def _prober(self, conn: _Connection) -> None:
+        """While connected to a less preferred server, look for a better one and move.
+
+        Less preferred: a read-only server (look for a read-write one with ``isro``), or
+        one outside the client's zone (look for a local one). See ``_hosts.py``.
+        """
+        await conn.ready.wait()
+        while True:
+            probes = probe_targets(
+                self._policy,
+                conn.host,
+                read_only=self._core.read_only,
+                rng=self._random,
+                accept_read_only=self._core.can_be_read_only,
+            )
+            if not probes:
+                return
+            await anyio.sleep(self._probe_interval)
+            for probe in probes:
+                if await self._probe(probe):
+                    await self._move(conn, probe.host)
+                    return
+
+    async def _probe(self, probe: Probe) -> bool:
+        """Whether ``probe.host`` is worth moving to (it accepts / says ``rw``)."""
+        with anyio.move_on_after(_PROBE_TIMEOUT):
+            try:
+                if probe.kind == "tcp":
+                    stream: anyio.abc.ByteStream = await anyio.connect_tcp(
+                        probe.host.host, probe.host.port
+                    )
+                else:
+                    stream = await self._open(probe.host)
+            except (OSError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
+                log.debug("probe of %s: %s", probe.host, exc)
+                return False
+            try:
+                if probe.kind == "tcp":
+                    return True
+                await stream.send(b"isro")
+                reply = b""
+                with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                    while len(reply) < 2:
+                        reply += await stream.receive()
+                return parse_isro(reply) is True
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await _abort(stream)
+        return False
+
+    async def _move(self, conn: _Connection, host: HostPort) -> None:
+        """Close ``conn`` at a quiet moment; the supervisor reconnects to ``host`` first."""
+        with anyio.move_on_after(_QUIET_WAIT):
+            while self._calls or self._core.pending:  # noqa: ASYNC110 - nothing signals it
+                await anyio.sleep(0.005)
+        self._move_to = host
+        conn.fail(_Move(f"moving the session to the preferred server {host}"))
 
     def _dispatch(self, event: WatchEvent[_Watcher]) -> None:
         try:
@@ -740,6 +890,11 @@ class Client:
 
     async def _call(self, op: int, record: Record, watcher: _Watcher | None = None) -> Reply:
         conn = await self._wait_ready()
+        if self._core.read_only and is_write(op):
+            raise NotReadOnlyError(
+                f"connected to the read-only server {conn.host}: writes are refused",
+                path=getattr(record, "path", None),
+            )
         xid, data = self._core.request(op, record, anyio.current_time(), watcher)
         call = _Call()
         self._calls[xid] = call
@@ -1527,7 +1682,23 @@ class Client:
         return list(body.children)
 
 
-async def _abort(stream: anyio.abc.SocketStream) -> None:
+def _root_cause(exc: BaseException) -> BaseException:
+    """The OSError/SSLError behind anyio's BrokenResourceError, if any."""
+    cause = exc.__cause__
+    if isinstance(exc, anyio.BrokenResourceError) and cause is not None:
+        return cause
+    return exc
+
+
+def _describe(error: BaseException | None) -> str:
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"TLS: the server's certificate was refused: {error.verify_message or error}"
+    if isinstance(error, ssl.SSLError):
+        return f"TLS: {error}"
+    return str(error)
+
+
+async def _abort(stream: anyio.abc.ByteStream) -> None:
     """Close a socket at once (RST), whatever is still queued."""
     with contextlib.suppress(Exception):
         raw = stream.extra(SocketAttribute.raw_socket)
@@ -1543,6 +1714,10 @@ def connect(
     auth: Sequence[tuple[str, bytes | str]] = (),
     read_only: bool = False,
     retry: RetryPolicy | None = None,
+    zones: Mapping[str, str] | None = None,
+    zone: str | None = None,
+    probe_interval: float = 10.0,
+    tls: TlsOptions | ssl.SSLContext | bool | None = None,
 ) -> Client:
     """A client for the servers of ``hosts``; use it with ``async with``.
 
@@ -1560,6 +1735,13 @@ def connect(
         read_only: accept a server in read-only mode (reads only) when no quorum is up.
         retry: how operations that are safe to repeat are retried after a connection
             loss (default: ``RetryPolicy()``; ``RetryPolicy.never()`` disables it).
+        zones: the zone label of servers of ``hosts``, as ``{"host:port": "zone"}``.
+        zone: the client's own zone: its servers are tried first, and while connected
+            elsewhere the client probes them and moves back when one is up.
+        probe_interval: seconds between two probes for a better server (a local one
+            when connected outside the zone, a read-write one when read-only).
+        tls: ``TlsOptions``, an ``ssl.SSLContext``, or ``True`` (system CAs): connect
+            with TLS (ZooKeeper's ``secureClientPort``).
 
     Returns:
         An unopened :class:`Client`: entering it connects and establishes the session;
@@ -1569,5 +1751,13 @@ def connect(
         ValueError: a malformed connect string.
     """
     return Client(
-        hosts, session_timeout=session_timeout, auth=auth, read_only=read_only, retry=retry
+        hosts,
+        session_timeout=session_timeout,
+        auth=auth,
+        read_only=read_only,
+        retry=retry,
+        zones=zones,
+        zone=zone,
+        probe_interval=probe_interval,
+        tls=tls,
     )

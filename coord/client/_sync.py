@@ -19,8 +19,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import ssl
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -32,6 +33,7 @@ from coord.protocol import ACL, ClientInfo, Stat
 
 from ._client import Client
 from ._retry import RetryPolicy
+from ._tls import TlsOptions
 from ._transaction import ReadOp, ReadResult, Transaction
 from ._types import ClientClosedError, ConnectionState, OpResult, WatchedEvent
 from ._watch import OneShotWatch, WatchStream
@@ -93,9 +95,21 @@ class SyncClient:
         read_only: bool = False,
         retry: RetryPolicy | None = None,
         backend: str = "asyncio",
+        zones: Mapping[str, str] | None = None,
+        zone: str | None = None,
+        probe_interval: float = 10.0,
+        tls: TlsOptions | ssl.SSLContext | bool | None = None,
     ) -> None:
         self._client = Client(
-            hosts, session_timeout=session_timeout, auth=auth, read_only=read_only, retry=retry
+            hosts,
+            session_timeout=session_timeout,
+            auth=auth,
+            read_only=read_only,
+            retry=retry,
+            zones=zones,
+            zone=zone,
+            probe_interval=probe_interval,
+            tls=tls,
         )
         self._backend = backend
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
@@ -563,6 +577,10 @@ def connect_sync(
     read_only: bool = False,
     retry: RetryPolicy | None = None,
     backend: str = "asyncio",
+    zones: Mapping[str, str] | None = None,
+    zone: str | None = None,
+    probe_interval: float = 10.0,
+    tls: TlsOptions | ssl.SSLContext | bool | None = None,
 ) -> SyncClient:
     """A blocking client; use it with ``with``.
 
@@ -572,7 +590,8 @@ def connect_sync(
             client.create("/config", b"v1")
 
     Args:
-        hosts, session_timeout, auth, read_only, retry: as for :func:`coord.connect`.
+        hosts, session_timeout, auth, read_only, retry, zones, zone, probe_interval, tls:
+            as for :func:`coord.connect`.
         backend: the anyio backend of the client's event loop thread (``"asyncio"`` or
             ``"trio"``).
 
@@ -586,4 +605,8 @@ def connect_sync(
         read_only=read_only,
         retry=retry,
         backend=backend,
+        zones=zones,
+        zone=zone,
+        probe_interval=probe_interval,
+        tls=tls,
     )

@@ -131,7 +131,10 @@ async def test_RocksDBStore_lock_names_the_holding_process_and_dies_with_it(
     async with await anyio.open_process([sys.executable, "-c", script]) as child:
         assert child.stdout is not None
         try:
-            assert await child.stdout.receive() == b"ready\n"
+            received = b""
+            while b"\n" not in received:  # a pipe may deliver the line in pieces
+                received += await child.stdout.receive()
+            assert received == b"ready\n"
             pattern = rf"in use by another coord server \(pid {child.pid}\)"
             with pytest.raises(StoreLockedError, match=pattern):
                 RocksDBStore.open(tmp_path)
