@@ -438,6 +438,14 @@ class Client:
         return self._requested_timeout
 
     @property
+    def last_contact(self) -> float:
+        """When a server was last heard from, on anyio's clock (``anyio.current_time()``).
+
+        Recipes use it to bound how long a hold may be trusted while suspended.
+        """
+        return self._last_heard
+
+    @property
     def read_only(self) -> bool:
         """Whether the current server is in read-only mode (only with ``read_only=True``)."""
         return self._core.read_only

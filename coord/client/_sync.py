@@ -173,6 +173,19 @@ class SyncClient:
 
     # --- plumbing -------------------------------------------------------------------------
 
+    def run(
+        self, func: Callable[..., Awaitable[T]], *args: Any, timeout: float | None = None
+    ) -> T:
+        """Run ``await func(*args)`` on the client's event loop thread and return its result.
+
+        The bridge for async code built on :attr:`client` (recipes use it to offer ``with``).
+
+        Raises:
+            TimeoutError: ``timeout`` seconds passed first.
+            ClientClosedError: the client is not open.
+        """
+        return self._call(func, *args, timeout=timeout)
+
     def _call(
         self, func: Callable[..., Awaitable[T]], *args: Any, timeout: float | None = None
     ) -> T:

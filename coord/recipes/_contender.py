@@ -79,12 +79,8 @@ def async_client(client: Client | SyncClient) -> Client:
 
 
 def _last_contact(client: Client) -> float:
-    """When the client last heard from a server (anyio clock).
-
-    Needs ``Client._last_heard``; a public ``Client.last_contact`` would be the hook.
-    """
-    heard = getattr(client, "_last_heard", None)
-    return float(heard) if isinstance(heard, float) else anyio.current_time()
+    """When the client last heard from a server (anyio clock)."""
+    return client.last_contact
 
 
 class Guard:

@@ -220,7 +220,7 @@ class Lock:
 
     def __enter__(self) -> Self:
         sync = self._require_sync()
-        sync._call(self.acquire)
+        sync.run(self.acquire)
         return self
 
     def __exit__(
@@ -231,7 +231,7 @@ class Lock:
     ) -> None:
         sync = self._require_sync()
         guard = self._guard
-        held = sync._call(self.release)
+        held = sync.run(self.release)
         reason = guard.reason if guard is not None else ""
         if not held:
             raise LockLost(f"lock {self.path} lost: {reason or 'unknown reason'}") from exc
