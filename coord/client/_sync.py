@@ -173,9 +173,7 @@ class SyncClient:
 
     # --- plumbing -------------------------------------------------------------------------
 
-    def run(
-        self, func: Callable[..., Awaitable[T]], *args: Any, timeout: float | None = None
-    ) -> T:
+    def run(self, func: Callable[..., Awaitable[T]], *args: Any, timeout: float | None = None) -> T:
         """Run ``await func(*args)`` on the client's event loop thread and return its result.
 
         The bridge for async code built on :attr:`client` (recipes use it to offer ``with``).
