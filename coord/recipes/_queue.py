@@ -1,0 +1,356 @@
+"""Queue, PriorityQueue and LockingQueue: distributed FIFO queues of byte strings.
+
+Theory of operation
+-------------------
+**Queue** (ZooKeeper recipe "Queues"): ``put`` creates a persistent-sequential child
+``item-<seq10>`` under the queue's path (protected, so a create whose reply was lost is
+found again and never applied twice). The server's sequence numbers order the items:
+``get`` lists the children, reads the lowest and deletes it; a ``NoNodeError`` on the
+read or the delete means another consumer took it first, and it tries the next one.
+With no item, it waits on a children watch. Ordering is a pure function
+(:func:`item_key`) of the names.
+
+**PriorityQueue**: the priority is part of the name, ``item-p<priority>-<seq10>``; items
+are taken by ``(priority, sequence)``: lower priority first, FIFO within a priority.
+Plain items count as priority 0, so both classes read each other's items.
+
+**LockingQueue** (take with acknowledgement, Curator's ``DistributedQueue`` with a lock
+path, kazoo's ``LockingQueue``): ``take`` creates the ephemeral node
+``<path>/_locks/<item>`` for the first item nobody has locked, which hides the item from
+the other consumers, and returns it. ``item.ack()`` deletes the item and its lock in one
+transaction; ``item.release()`` deletes only the lock. If the consumer's session ends,
+the server deletes the lock and the item becomes visible again: it is redelivered
+(at-least-once processing; exactly-once consumption of acknowledged items).
+
+Failure semantics
+-----------------
+* disconnect: operations wait for the reconnection (client retry policy); waits go on,
+  the client re-sets the watches.
+* reconnect: nothing happens; a LockingQueue item's lock (same session) is still held.
+* session expiry: ``put``/``get``/``take`` raise ``SessionExpiredError``. Queue items are
+  persistent and stay. A LockingQueue item taken but not acknowledged becomes visible
+  again to other consumers; its ``ack()`` raises :class:`ItemLost`.
+* a connection loss *during* a Queue ``get``'s delete leaves its outcome unknown; the
+  client's retry then gets ``NoNode``, which cannot tell our delete from another
+  consumer's, and the item is returned: in that rare case one item may be delivered to
+  two consumers. Use LockingQueue where that matters (its ``ack`` is not ambiguous: the
+  lock is ours until our session ends).
+* cancelling ``get`` after the delete succeeded loses the item (it is gone and was not
+  returned); cancelling ``take`` releases a lock it had already created.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
+
+import anyio
+
+from coord.client import Client, ClientClosedError, OneShotWatch, SyncClient, TransactionFailed
+from coord.client._paths import join_path
+from coord.protocol import (
+    ConnectionLossError,
+    CoordError,
+    NodeExistsError,
+    NoNodeError,
+    OperationTimeoutError,
+    SessionExpiredError,
+)
+from coord.recipes._contender import async_client
+
+__all__ = ["Item", "ItemLost", "LockingQueue", "PriorityQueue", "Queue", "item_key"]
+
+_PREFIX = "item-"
+_LOCKS = "_locks"
+_NAME = re.compile(r"item-(?:p(-?\d+)-)?(\d{10})$")
+
+
+class ItemLost(CoordError):
+    """A LockingQueue item's lock was lost before it was acknowledged.
+
+    Raised by :meth:`Item.ack` when the consumer's session ended (or its lock node was
+    deleted by someone else): the item may already have been delivered to another
+    consumer.
+    """
+
+
+def item_key(name: str) -> tuple[int, int] | None:
+    """The order of a queue item's node name, ``(priority, sequence)``, or None."""
+    match = _NAME.search(name)
+    if match is None:
+        return None
+    priority, seq = match.groups()
+    return (int(priority) if priority else 0, int(seq))
+
+
+def sort_items(names: list[str]) -> list[str]:
+    """The item names among ``names``, in the order they are taken."""
+    keyed = [(key, name) for name in names if (key := item_key(name)) is not None]
+    keyed.sort()
+    return [name for _, name in keyed]
+
+
+async def _wait_any(*watches: OneShotWatch) -> None:
+    async with anyio.create_task_group() as tg:
+
+        async def one(watch: OneShotWatch) -> None:
+            await watch.wait()
+            tg.cancel_scope.cancel()
+
+        for watch in watches:
+            tg.start_soon(one, watch)
+
+
+class Queue:
+    """A FIFO queue: ``await queue.put(b"job")``, ``data = await queue.get()``.
+
+    Args:
+        client: an async :class:`~coord.client.Client` (with a ``SyncClient``, call the
+            methods through ``sync_client.run``).
+        path: the queue's node (created with its ancestors by the first ``put``).
+    """
+
+    def __init__(self, client: Client | SyncClient, path: str) -> None:
+        self._client = async_client(client)
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.path!r}>"
+
+    async def _put(self, data: bytes, prefix: str) -> str:
+        return await self._client.create(
+            join_path(self.path, prefix), data, sequential=True, makepath=True
+        )
+
+    async def put(self, data: bytes) -> str:
+        """Append an item; returns its node's path."""
+        return await self._put(data, _PREFIX)
+
+    async def _items(self) -> tuple[list[str], OneShotWatch]:
+        """The items in order, and a watch fired when they change."""
+        while True:
+            try:
+                names, watch = await self._client.children(self.path, watch=True)
+            except NoNodeError:
+                stat, watch = await self._client.exists(self.path, watch=True)
+                if stat is None:
+                    return [], watch
+                continue
+            return sort_items(names), watch
+
+    async def qsize(self) -> int:
+        """The number of items (including a LockingQueue's taken items)."""
+        try:
+            return len(sort_items(await self._client.children(self.path)))
+        except NoNodeError:
+            return 0
+
+    async def _take_first(self, names: list[str]) -> bytes | None:
+        for name in names:
+            node = join_path(self.path, name)
+            try:
+                data, _ = await self._client.get(node)
+                await self._client.delete(node)
+            except NoNodeError:
+                continue  # another consumer took it
+            return data
+        return None
+
+    async def get_nowait(self) -> bytes | None:
+        """Take the first item without waiting; None if the queue is empty."""
+        names, _ = await self._items()
+        return await self._take_first(names)
+
+    async def get(self) -> bytes:
+        """Take the first item, waiting for one.
+
+        Raises:
+            SessionExpiredError: the session was lost.
+        """
+        while True:
+            names, watch = await self._items()
+            data = await self._take_first(names)
+            if data is not None:
+                return data
+            await watch.wait()
+
+
+class PriorityQueue(Queue):
+    """A queue taken in order of priority (lower first), FIFO within a priority."""
+
+    async def put(self, data: bytes, priority: int = 0) -> str:
+        """Append an item with ``priority``; returns its node's path."""
+        return await self._put(data, f"{_PREFIX}p{int(priority)}-")
+
+
+@dataclass(eq=False)
+class Item:
+    """A LockingQueue item held by this consumer until :meth:`ack` or :meth:`release`.
+
+    ``async with await queue.take() as item:`` acknowledges it when the body succeeds and
+    releases it when the body raises.
+    """
+
+    queue: LockingQueue
+    name: str
+    data: bytes
+    session_id: int
+    done: bool = field(default=False)
+
+    @property
+    def path(self) -> str:
+        """The item's node."""
+        return join_path(self.queue.path, self.name)
+
+    @property
+    def lock_path(self) -> str:
+        """Its lock node."""
+        return join_path(self.queue.locks_path, self.name)
+
+    async def ack(self) -> None:
+        """Remove the item for good (item and lock in one transaction).
+
+        Raises:
+            ItemLost: the lock was lost first (session expired): the item may be
+                redelivered to someone else.
+        """
+        client = self.queue._client
+        if self.done:
+            return
+        if client.session_id != self.session_id:
+            raise ItemLost(f"{self.path}: the session that took it ended")
+        try:
+            await self._ack(client)
+        except (SessionExpiredError, ClientClosedError) as exc:
+            raise ItemLost(f"{self.path}: {exc}") from exc
+        self.done = True
+
+    async def _ack(self, client: Client) -> None:
+        while True:
+            txn = client.transaction().delete(self.path).delete(self.lock_path)
+            try:
+                await txn.commit()
+            except (ConnectionLossError, OperationTimeoutError):
+                await client.wait_connected()
+                if await self._lock_gone():
+                    return  # our transaction applied (our lock goes only through it)
+                continue
+            except TransactionFailed as exc:
+                if await self._lock_gone():
+                    raise ItemLost(f"{self.path}: its lock is gone") from exc
+                # the item itself was deleted by someone else: just drop our lock
+                with contextlib.suppress(NoNodeError):
+                    await client.delete(self.lock_path)
+            return
+
+    async def _lock_gone(self) -> bool:
+        return await self.queue._client.exists(self.lock_path) is None
+
+    async def release(self) -> None:
+        """Make the item visible to the other consumers again (shielded)."""
+        if self.done:
+            return
+        self.done = True
+        client = self.queue._client
+        with (
+            anyio.CancelScope(shield=True),
+            anyio.move_on_after(client.session_timeout),
+            contextlib.suppress(NoNodeError, SessionExpiredError, ClientClosedError),
+        ):
+            await client.delete(self.lock_path)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            await self.ack()
+        else:
+            await self.release()
+
+
+class LockingQueue(Queue):
+    """A FIFO queue whose items are taken with acknowledgement.
+
+    ``item = await queue.take()`` hides the item from other consumers;
+    ``await item.ack()`` removes it, ``await item.release()`` (or the end of the
+    consumer's session) makes it visible again.
+    """
+
+    def __init__(self, client: Client | SyncClient, path: str, *, identifier: bytes = b"") -> None:
+        super().__init__(client, path)
+        self.identifier = identifier
+        self.locks_path = join_path(path, _LOCKS)
+
+    async def _locked(self) -> tuple[set[str], OneShotWatch]:
+        while True:
+            try:
+                names, watch = await self._client.children(self.locks_path, watch=True)
+            except NoNodeError:
+                await self._client.ensure_path(self.locks_path)
+                continue
+            return set(names), watch
+
+    async def _try_take(self, names: list[str], locked: set[str]) -> Item | None:
+        for name in names:
+            if name in locked:
+                continue
+            lock = join_path(self.locks_path, name)
+            try:
+                await self._client.create(lock, self.identifier, ephemeral=True)
+            except NodeExistsError:
+                continue
+            session = self._client.session_id
+            try:
+                data, _ = await self._client.get(join_path(self.path, name))
+            except NoNodeError:  # acknowledged meanwhile by its previous holder
+                with contextlib.suppress(NoNodeError):
+                    await self._client.delete(lock)
+                continue
+            except BaseException:
+                await Item(self, name, b"", session).release()
+                raise
+            return Item(self, name, data, session)
+        return None
+
+    async def take_nowait(self) -> Item | None:
+        """Take the first visible item without waiting; None if there is none."""
+        names, _ = await self._items()
+        locked, _ = await self._locked()
+        return await self._try_take(names, locked)
+
+    async def take(self) -> Item:
+        """Take the first visible item, waiting for one.
+
+        Raises:
+            SessionExpiredError: the session was lost.
+        """
+        while True:
+            names, items_watch = await self._items()
+            locked, locks_watch = await self._locked()
+            item = await self._try_take(names, locked)
+            if item is not None:
+                return item
+            await _wait_any(items_watch, locks_watch)
+
+    async def get(self) -> bytes:
+        """Take and acknowledge the first visible item."""
+        item = await self.take()
+        await item.ack()
+        return item.data
+
+    async def get_nowait(self) -> bytes | None:
+        """Take and acknowledge the first visible item; None if there is none."""
+        item = await self.take_nowait()
+        if item is None:
+            return None
+        await item.ack()
+        return item.data
