@@ -14,6 +14,7 @@ from coord.recipes._errors import LeadershipLost, LockLost
 from coord.recipes._group import Group, Membership
 from coord.recipes._lease import Lease, LeaseExpired
 from coord.recipes._lock import Lock
+from coord.recipes._partitioner import Partitioner, partition
 from coord.recipes._queue import Item, ItemLost, LockingQueue, PriorityQueue, Queue
 from coord.recipes._registry import Instance, Registration, ServiceRegistry
 from coord.recipes._rwlock import ReadWriteLock, UpgradeConflict
@@ -36,6 +37,7 @@ __all__ = [
     "LockLost",
     "LockingQueue",
     "Membership",
+    "Partitioner",
     "PriorityQueue",
     "Queue",
     "ReadWriteLock",
@@ -45,4 +47,5 @@ __all__ = [
     "Snapshot",
     "SnapshotStream",
     "UpgradeConflict",
+    "partition",
 ]
