@@ -22,6 +22,7 @@ CORES = [
     ROOT / "server" / "_watches.py",
     ROOT / "server" / "_sessions.py",
     ROOT / "server" / "_persist.py",
+    ROOT / "server" / "_raft.py",
 ]
 FORBIDDEN = {"anyio", "asyncio", "trio", "socket", "selectors", "ssl", "threading", "time",
              "random", "uvloop", "subprocess"}  # fmt: skip
