@@ -127,8 +127,43 @@ def _write_acls(out: bytearray, acls: tuple[ACL, ...]) -> None:
         acl.write(out)
 
 
+#: Decoded ACL lists by their encoding: requests nearly always carry one of a few ACLs
+#: (world:anyone above all), so most creates decode no ACL record at all.
+_acl_cache: dict[bytes, tuple[ACL, ...]] = {}
+_ACL_CACHE_LIMIT = 1024
+
+
 def _read_acls(r: Reader) -> tuple[ACL, ...]:
-    return tuple([ACL.read(r) for _ in range(r.read_count(12))])
+    start = r.pos
+    count = r.read_count(12)
+    buf = r._buf
+    end = r._end
+    pos = r.pos
+    for _ in range(count):  # find the vector's extent without building records
+        if pos + 8 > end:
+            break
+        pos += 4
+        (length,) = INT.unpack_from(buf, pos)
+        if length < 0 or pos + 4 + length + 4 > end:
+            break
+        pos += 4 + length
+        (length,) = INT.unpack_from(buf, pos)
+        if length < 0 or pos + 4 + length > end:
+            break
+        pos += 4 + length
+    else:
+        key = bytes(buf[start:pos])
+        cached = _acl_cache.get(key)
+        if cached is not None:
+            r.pos = pos
+            return cached
+        acls = tuple([ACL.read(r) for _ in range(count)])
+        if len(_acl_cache) >= _ACL_CACHE_LIMIT:
+            _acl_cache.clear()
+        _acl_cache[key] = acls
+        return acls
+    # Malformed: decode normally so the error says what is wrong.
+    return tuple([ACL.read(r) for _ in range(count)])
 
 
 @dataclass(frozen=True, slots=True)

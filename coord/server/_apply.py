@@ -271,6 +271,8 @@ class Session:
 
 
 _Undo = list[Callable[[], None]]
+#: CreateMode by flag value, without EnumType.__call__ on the write path.
+_CREATE_MODES: dict[int, CreateMode] = {int(mode): mode for mode in CreateMode}
 
 
 class StateMachine:
@@ -370,10 +372,9 @@ class StateMachine:
         events: list[WatchEvent],
         undo: _Undo | None,
     ) -> tuple[str, Node]:
-        try:
-            mode = CreateMode(request.flags)
-        except ValueError:
-            raise BadArgumentsError(f"unknown create mode {request.flags}") from None
+        mode = _CREATE_MODES.get(request.flags)
+        if mode is None:
+            raise BadArgumentsError(f"unknown create mode {request.flags}")
         ttl = request.ttl if isinstance(request, CreateTTLRequest) else -1
         if mode.is_ttl and not self.extended_types:
             raise UnimplementedError("TTL nodes are disabled (extended types are off)")
