@@ -38,6 +38,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 from coord.plugins import (
     auth_schemes,
@@ -906,7 +907,11 @@ class Server:
         while True:
             if not self._proposals:
                 if self.state.touched or self.state.touched_sessions:
-                    # Idle: persist the applied state so a restart replays less.
+                    # Idle: persist the applied state so a restart replays less -- after
+                    # letting the writers send the replies just produced.
+                    await anyio.lowlevel.checkpoint()
+                    if self._proposals:
+                        continue
                     idle_batch = self._state_batch()
                     if _armed and idle_batch.compact_before is not None:
                         failpoint("mid-compaction")
