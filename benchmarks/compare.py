@@ -43,7 +43,7 @@ from benchmarks.loadgen import LATENCY_SCENARIOS, SCENARIOS, LoadSpec, Result
 from benchmarks.storage_bench import fsync_latencies
 from coord.server import ServerConfig
 
-__all__ = ["CoordServer", "DiskProbe", "Machine", "main"]
+__all__ = ["CoordServer", "DiskProbe", "Machine", "coord_revision", "main"]
 
 _COORD_START_TIMEOUT = 30.0
 #: Given to every coord server: as ZooKeeper here (maxClientCnxns=0), no per-IP connection
@@ -194,6 +194,41 @@ def _filesystem(path: Path) -> str:
             if inside and len(mount) >= len(best[1]):
                 best = (device, mount, fstype)
     return f"{best[0]} at {best[1]} ({best[2]}), under {resolved}"
+
+
+#: What ``coord server`` runs (the client SDK and recipes do not matter here).
+_SERVER_SOURCES = (
+    "coord/server",
+    "coord/plugins",
+    "coord/protocol",
+    "coord/cli.py",
+    "coord/__main__.py",
+)
+
+
+def coord_revision() -> str:
+    """The coord source being measured: the git commit of the working tree, and whether
+    the server's code has uncommitted changes (it is imported from the working tree)."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "log", "-1", "--format=%h %cd", "--date=iso"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--", *_SERVER_SOURCES],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (no git)"
+    changed = " + uncommitted changes in the server's code" if dirty else ""
+    return f"commit {head}{changed}"
 
 
 # --- coord as a child process -----------------------------------------------------------
@@ -442,6 +477,15 @@ def _ratio(coord: list[float], zookeeper: list[float]) -> str:
     return f"{statistics.median(coord) / statistics.median(zookeeper):.2f}"
 
 
+def _disturbance(row: _Row) -> str:
+    """A warning when runs of ``row`` shared the machine with other load."""
+    runs = list(_runs(row))
+    disturbed = sum(1 for _, r in runs if _other_cores(r) > _DISTURBED)
+    if not disturbed:
+        return ""
+    return f" (but {disturbed} of its {len(runs)} runs had other load: repeat when quiet)"
+
+
 def targets(rows: list[_Row], probes: Sequence[DiskProbe], durable: bool) -> list[str]:
     """The durable-storage issue's targets, each "met" or "NOT met" with its numbers."""
     by_name = {row.scenario: row for row in rows}
@@ -461,7 +505,7 @@ def targets(rows: list[_Row], probes: Sequence[DiskProbe], durable: bool) -> lis
         lines.append(
             f"{_TITLES[scenario].removesuffix(' (req/s)')} throughput, coord >= ZooKeeper: "
             f"{statistics.median(co):,.0f} vs {statistics.median(zk):,.0f} req/s = "
-            f"{ratio:.2f}x -> {verdict}"
+            f"{ratio:.2f}x -> {verdict}{_disturbance(row)}"
         )
     fsync = _fsync_p50(probes)
     row = by_name.get("set-latency")
@@ -473,7 +517,7 @@ def targets(rows: list[_Row], probes: Sequence[DiskProbe], durable: bool) -> lis
             lines.append(
                 f"write p50 within {TARGET_FSYNC_FACTOR:g}x fsync p50 (setData, 1 session x 1 "
                 f"outstanding): coord {statistics.median(co):.3f} ms / fsync "
-                f"{fsync:.3f} ms = {factor:.2f}x -> {verdict}"
+                f"{fsync:.3f} ms = {factor:.2f}x -> {verdict}{_disturbance(row)}"
             )
     row = by_name.get("set")
     if row is not None and fsync:
@@ -611,6 +655,22 @@ def _argument_parser() -> argparse.ArgumentParser:
         help="extra argument for `coord server` ({datadir}: a data dir beside ZooKeeper's)",
     )
     parser.add_argument("--no-coord", action="store_true", help="benchmark ZooKeeper only")
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        nargs="+",
+        metavar="FILE",
+        help="run nothing: combine the --json files of earlier invocations into one "
+        "report (medians and ranges over all their runs)",
+    )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="before each run, wait up to S seconds for the machine to be quiet (less than "
+        f"{_DISTURBED} cores busy over a second; default 0: do not wait)",
+    )
     return parser
 
 
@@ -625,6 +685,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     command = "python -m benchmarks.compare " + " ".join(
         sys.argv[1:] if argv is None else list(argv)
     )
+    if args.from_json:
+        return _combine(args.from_json, args.output, out)
     base = LoadSpec(
         duration=args.duration,
         warmup=args.warmup,
@@ -645,6 +707,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     # Beside ZooKeeper's directory, so on the same file system.
     workdir = Path(tempfile.mkdtemp(prefix="coord-bench-", dir=zookeeper.directory.parent))
     storage, _ = coord_storage(args.coord_arg)
+    revision = coord_revision()
     try:
         machine = Machine.detect(zookeeper.version, zk_data)
         _progress(f"ZooKeeper {machine.zookeeper} at {zookeeper.address}")
@@ -666,19 +729,14 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         rows = _run_all(args, base, zookeeper, coord, probes, workdir)
         probes.append(DiskProbe.measure(workdir, "end"))
         _progress(probes[-1].line())
-        notes = [_placement(zk_data, workdir / "data", storage if coord else None)]
+        notes = [
+            f"coord source: {revision}",
+            _placement(zk_data, workdir / "data", storage if coord else None),
+        ]
         durable = coord is not None and storage != "memory"
+        note = storage_note(args.coord_arg)
         report = render(
-            rows,
-            machine,
-            base,
-            command,
-            coord_status,
-            args.output,
-            storage_note(args.coord_arg),
-            probes,
-            durable,
-            notes,
+            rows, machine, base, command, coord_status, args.output, note, probes, durable, notes
         )
         print(report, file=out, end="")
         if args.json:
@@ -689,6 +747,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
                         "machine": asdict(machine),
                         "coord": coord_status,
                         "coord_storage": storage,
+                        "storage_note": note,
+                        "durable": durable,
+                        "notes": notes,
                         "disk_probes_ms": [asdict(p) for p in probes],
                         "targets": targets(rows, probes, durable),
                         "runs": [
@@ -710,6 +771,51 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _combine(paths: Sequence[Path], style: str, out: TextIO) -> int:
+    """Render one report from the ``--json`` files of several invocations: every run of a
+    scenario and server, from all of them, goes into its medians and ranges."""
+    by_name: dict[str, _Row] = {}
+    probes: list[DiskProbe] = []
+    commands: list[str] = []
+    notes: list[str] = []
+    statuses: list[str] = []
+    machine: Machine | None = None
+    durable = True
+    note = MEMORY_CAVEAT
+    base = LoadSpec()
+    for path in paths:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        commands.append(data["command"])
+        machine = machine or Machine(**data["machine"])
+        statuses.append(data["coord"])
+        note = data.get("storage_note", storage_note(["--storage", data["coord_storage"]]))
+        durable = durable and data.get("durable", data["coord_storage"] != "memory")
+        notes += [f"{path.name}: {line}" for line in data.get("notes", [])]
+        probes += [DiskProbe(**probe) for probe in data["disk_probes_ms"]]
+        for run in data["runs"]:
+            spec = LoadSpec(**run["spec"])
+            fields = {k: v for k, v in run.items() if k not in ("server", "rate", "spec")}
+            result = Result(spec, **fields)
+            row = by_name.setdefault(spec.scenario, _Row(spec.scenario))
+            (row.zookeeper if run["server"] == "ZooKeeper" else row.coord).append(result)
+            if spec.scenario not in LATENCY_SCENARIOS:
+                base = replace(spec, port=base.port)
+    if machine is None:
+        print("no --json files given", file=sys.stderr)
+        return 2
+    order = {name: i for i, name in enumerate(SCENARIOS)}
+    rows = sorted(by_name.values(), key=lambda row: order.get(row.scenario, len(order)))
+    command = " ; ".join(commands) + f"  (combined: {len(paths)} invocations)"
+    status = statuses[0] if len(set(statuses)) == 1 else " | ".join(statuses)
+    print(
+        render(rows, machine, base, command, status, style, note, probes, durable, notes),
+        file=out,
+        end="",
+    )
+    errors = sum(r.error_count for row in rows for _, r in _runs(row))
+    return 1 if errors else 0
+
+
 def _placement(zk_data: Path, coord_data: Path, storage: str | None) -> str:
     """Where both servers kept their data, whether on one file system, and how much coord
     wrote (evidence that its durable store was in use)."""
@@ -723,6 +829,32 @@ def _placement(zk_data: Path, coord_data: Path, storage: str | None) -> str:
         size = sum(f.stat().st_size for f in coord_data.rglob("*") if f.is_file())
         text += f"; coord's data directory held {size / 2**20:,.1f} MiB after the runs"
     return text
+
+
+def _machine_load(seconds: float) -> float | None:
+    """Cores the whole machine kept busy over the next ``seconds``."""
+    before = loadgen._machine_busy()
+    time.sleep(seconds)
+    after = loadgen._machine_busy()
+    if before is None or after is None:
+        return None
+    return (after - before) / seconds
+
+
+def wait_quiet(limit: float, threshold: float = _DISTURBED) -> str:
+    """Wait (at most ``limit`` seconds) until the machine is quiet: less than ``threshold``
+    cores busy over one second, with both servers idle. Returns what happened."""
+    if limit <= 0:
+        return ""
+    started = time.monotonic()
+    load = _machine_load(1.0)
+    while load is not None and load >= threshold and time.monotonic() - started < limit:
+        load = _machine_load(1.0)
+    waited = time.monotonic() - started
+    if load is None:
+        return "machine load unknown"
+    state = "quiet" if load < threshold else f"still busy after {limit:g} s"
+    return f"{state}: {load:.2f} cores busy (waited {waited:.0f} s)"
 
 
 def _run_all(
@@ -751,7 +883,11 @@ def _run_all(
                 servers.reverse()
             for name, port, pid in servers:
                 spec = replace(base, scenario=scenario, port=port)
-                _progress(f"{scenario} on {name} (round {round_ + 1}/{args.rounds})")
+                quiet = wait_quiet(args.quiet_wait)
+                _progress(
+                    f"{scenario} on {name} (round {round_ + 1}/{args.rounds})"
+                    + (f"; machine {quiet}" if quiet else "")
+                )
                 try:
                     result = loadgen.run(spec, server_pid=pid, progress=_progress)
                 except Exception as exc:  # a failed run is reported, the others go on

@@ -41,8 +41,17 @@ Every non-zero ``err`` in a reply is an error and is reported by code, as are re
 of order, replies of the wrong length, lost connections and requests never answered. The
 parent creates the nodes the scenario needs under a fresh ``/coord-bench-<random>`` root
 before the run, and afterwards checks that the server kept what it acknowledged (data
-intact, node versions adding up to the acknowledged setData replies, no ephemeral node
-outliving its session) before removing the root.
+intact, node versions adding up to the acknowledged setData replies, created children
+adding up to the acknowledged creates, no ephemeral node outliving its session) before
+removing the root (pipelined: ``create`` leaves up to about a million nodes).
+
+Scenarios (each session works on its own data node ``n<i>``): ``get`` (getData), ``set``
+(setData), ``create`` (persistent-sequential children ``n<i>/c-<seq>``, which accumulate),
+``create-delete`` (ephemeral-sequential create, then delete of the path returned),
+``mix`` (90 % get / 10 % set), and with one session and one request in flight
+``latency`` (getData) and ``set-latency`` (setData: one synced write at a time). When the
+server's pid is given, its CPU use and (with ``perf``) its fsync/fdatasync calls during
+the window are counted, so a write run reports how many requests shared each sync.
 """
 
 from __future__ import annotations
