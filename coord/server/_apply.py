@@ -81,6 +81,7 @@ from coord.protocol import (
     SessionExpiredError,
     SetACLRequest,
     SetDataRequest,
+    SyncRequest,
     UnimplementedError,
 )
 from coord.protocol._jute import (
@@ -106,7 +107,16 @@ from ._tree import (
     validate_path,
 )
 
-__all__ = ["ApplyResult", "CreateSession", "Entry", "Session", "StateMachine", "WatchEvent"]
+__all__ = [
+    "ENTRY_NOOP",
+    "ApplyResult",
+    "CreateSession",
+    "Entry",
+    "Noop",
+    "Session",
+    "StateMachine",
+    "WatchEvent",
+]
 
 _INT_MIN = -(2**31)
 _INT_MAX = 2**31 - 1
@@ -141,7 +151,23 @@ class CreateSession(Record):
         return cls(r.read_int(), r.read_bytes())
 
 
-_ENTRY_HEADER = struct.Struct(">qqqi")
+_ENTRY_HEADER = struct.Struct(">qqqiQ")
+
+#: Entry type of the empty entry a new ensemble leader commits (Raft's no-op, thesis §5.4.2).
+#: Internal: never sent by a client. Applying it only advances ``last_zxid``.
+ENTRY_NOOP = -100
+
+
+@dataclass(frozen=True, slots=True)
+class Noop(Record):
+    """The (empty) body of a no-op entry."""
+
+    def write(self, out: bytearray) -> None:
+        pass
+
+    @classmethod
+    def read(cls, r: Reader) -> Self:
+        return cls()
 
 
 class Entry:
@@ -151,7 +177,7 @@ class Entry:
     encoding as it arrived from the client, so encoding the entry does not re-encode it.
     """
 
-    __slots__ = ("auth", "body", "request", "session_id", "time", "type", "zxid")
+    __slots__ = ("auth", "body", "request", "session_id", "tag", "time", "type", "zxid")
 
     def __init__(
         self,
@@ -162,6 +188,7 @@ class Entry:
         request: Record,
         auth: tuple[Id, ...] = (),
         body: bytes | None = None,
+        tag: int = 0,
     ) -> None:
         self.zxid = zxid
         self.time = time
@@ -170,6 +197,10 @@ class Entry:
         self.request = request
         self.auth = auth
         self.body = body
+        #: The proposing server's reference for this write (0: none). In an ensemble the
+        #: server holding the client's connection finds its pending request by it when the
+        #: entry is applied; its top byte is that server's id.
+        self.tag = tag
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Entry):
@@ -181,6 +212,7 @@ class Entry:
             and self.type == other.type
             and self.request == other.request
             and self.auth == other.auth
+            and self.tag == other.tag
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -198,7 +230,7 @@ class Entry:
             body = self.request.to_bytes()
         return b"".join(
             (
-                _ENTRY_HEADER.pack(self.zxid, self.time, self.session_id, self.type),
+                _ENTRY_HEADER.pack(self.zxid, self.time, self.session_id, self.type, self.tag),
                 _encode_auth(self.auth),
                 body,
             )
@@ -216,6 +248,7 @@ class Entry:
         time = r.read_long()
         session_id = r.read_long()
         op = r.read_int()
+        tag = r.read_long() & 0xFFFF_FFFF_FFFF_FFFF
         auth = tuple([Id.read(r) for _ in range(r.read_count(8))])
         body_type = _ENTRY_BODY_TYPES.get(op) or REQUEST_TYPES.get(op)
         if body_type is None:
@@ -224,7 +257,7 @@ class Entry:
             raise ProtocolError(f"unknown entry type {op}")
         request = body_type.read(r)
         r.expect_end("entry")
-        return cls(zxid, time, session_id, op, request, auth)
+        return cls(zxid, time, session_id, op, request, auth, None, tag)
 
 
 _auth_encodings: dict[tuple[Id, ...], bytes] = {}
@@ -248,6 +281,7 @@ def _encode_auth(auth: tuple[Id, ...]) -> bytes:
 _ENTRY_BODY_TYPES: dict[int, type[Record]] = {
     OpCode.CREATE_SESSION: CreateSession,
     OpCode.CLOSE_SESSION: CloseSessionRequest,
+    ENTRY_NOOP: Noop,
 }
 
 
@@ -311,12 +345,21 @@ class StateMachine:
                 return self._close_session(entry)
             if op == OpCode.DELETE_CONTAINER:
                 return self._reap(entry)
+            if op == ENTRY_NOOP:
+                return ApplyResult(0)
             if entry.session_id not in self.sessions:
                 raise SessionExpiredError()
             events: list[WatchEvent] = []
             if op == OpCode.MULTI:
                 assert isinstance(entry.request, MultiRequest)
                 return self._multi(entry, entry.request)
+            if op == OpCode.SYNC:
+                # An ensemble's sync: a marker in the log; applied, this replica has caught
+                # up with everything committed before it.
+                assert isinstance(entry.request, SyncRequest)
+                out = bytearray()
+                write_string(out, entry.request.path)
+                return ApplyResult(0, bytes(out))
             body = self._write_op(entry, op, entry.request, events, None)
             return ApplyResult(0, body, events)
         except CoordError as exc:

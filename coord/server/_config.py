@@ -144,6 +144,29 @@ class ServerConfig:
         "Log entries kept behind the applied state (for catching up); compaction drops "
         "older ones once twice as many have accumulated.",
     )
+    members: tuple[str, ...] = _doc(
+        (),
+        "The ensemble, one string per member: "
+        '"<id>=<peer host>:<peer port>[:observer];<client host>:<client port>" (empty: '
+        "standalone). server_id names this server's entry; all members list the same set.",
+    )
+    peer_secret: str | None = _doc(
+        None,
+        "Shared secret every member proves it knows when peers connect (required with "
+        "members). Prefer peer_secret_file or COORD_PEER_SECRET to a secret in a file "
+        "others can read.",
+    )
+    peer_secret_file: str | None = _doc(
+        None, "File holding the peer secret (its first line), instead of peer_secret."
+    )
+    heartbeat_interval: int = _doc(
+        50, "Ensemble: the leader's heartbeat period in ms (the consensus clock tick)."
+    )
+    election_timeout: int = _doc(
+        500,
+        "Ensemble: ms without hearing from a leader before a member campaigns (randomized "
+        "up to twice this); a leader that cannot reach a majority for this long steps down.",
+    )
     plugins_disabled: tuple[str, ...] = _doc(
         (), "Names of plugins not to load (built-in or from the coord.plugins entry points)."
     )
@@ -224,10 +247,65 @@ class ServerConfig:
             )
         if self.server_id < 1:
             fail("server_id", f"must be at least 1, not {self.server_id}")
+        if self.members:
+            from ._members import MemberSpecError, parse_members
+
+            try:
+                members = parse_members(self.members)
+            except MemberSpecError as exc:
+                fail("members", f"is invalid: {exc}")
+            if self.server_id not in members:
+                fail(
+                    "members",
+                    f"has no entry for this server (server_id {self.server_id}); ids listed: "
+                    f"{', '.join(map(str, sorted(members)))}",
+                )
+            if len(members) > 1 and self.peer_secret is None and self.peer_secret_file is None:
+                fail(
+                    "members",
+                    "lists other members but no peer_secret (or peer_secret_file) is set; "
+                    "members authenticate each other with it: set the same secret on all",
+                )
+        if self.heartbeat_interval <= 0:
+            fail("heartbeat_interval", f"must be positive ms, not {self.heartbeat_interval}")
+        if self.election_timeout < 2 * self.heartbeat_interval:
+            fail(
+                "election_timeout",
+                f"must be at least twice heartbeat_interval ({self.heartbeat_interval} ms), "
+                f"not {self.election_timeout}",
+            )
         if any(not name for name in self.plugins_disabled):
             fail("plugins_disabled", "must not contain an empty plugin name")
         if self.log_level not in _LOG_LEVELS:
             fail("log_level", f"must be one of {', '.join(_LOG_LEVELS)}, not {self.log_level!r}")
+
+    @property
+    def ensemble(self) -> bool:
+        """Whether this server is one member of several (``members`` lists others)."""
+        return len(self.members) > 1
+
+    def read_peer_secret(self) -> bytes:
+        """The peer secret, from ``peer_secret`` or the first line of ``peer_secret_file``.
+
+        Raises:
+            ConfigError: the file cannot be read or is empty.
+        """
+        if self.peer_secret is not None:
+            secret = self.peer_secret
+        elif self.peer_secret_file is not None:
+            try:
+                secret = Path(self.peer_secret_file).read_text().splitlines()[0].strip()
+            except (OSError, IndexError) as exc:
+                raise ConfigError(
+                    f"peer_secret_file {self.peer_secret_file!r} cannot be read or is empty "
+                    f"({exc})",
+                    key="peer_secret_file",
+                ) from None
+        else:
+            secret = ""
+        if self.ensemble and not secret:
+            raise ConfigError("the peer secret is empty", key="peer_secret")
+        return secret.encode()
 
     @property
     def effective_min_session_timeout(self) -> int:

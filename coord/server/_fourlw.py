@@ -44,6 +44,12 @@ def _isro(server: Server) -> str:
     return "rw"
 
 
+def _mode(server: Server) -> str:
+    """ZooKeeper's server state: standalone, leader, follower or observer."""
+    replicator = server.replicator
+    return "standalone" if replicator is None else replicator.mode
+
+
 def _latency(server: Server) -> tuple[int, float, int]:
     stats = server.latency
     avg = stats.total / stats.count if stats.count else 0.0
@@ -71,7 +77,7 @@ def _srvr_body(server: Server) -> str:
         f"Connections: {len(server.connections)}\n"
         f"Outstanding: {sum(len(c.pending) for c in server.connections)}\n"
         f"Zxid: 0x{server.state.last_zxid:x}\n"
-        f"Mode: standalone\n"
+        f"Mode: {_mode(server)}\n"
         f"Node count: {_node_count(server)}\n"
     )
 
@@ -116,7 +122,7 @@ def _mntr(server: Server) -> str:
     data_size = sum(len(path) + len(node.data or b"") for path, node in state.nodes.items())
     rows: list[tuple[str, object]] = [
         ("zk_version", f"{ZOOKEEPER_VERSION}, {_BUILT}"),
-        ("zk_server_state", "standalone"),
+        ("zk_server_state", _mode(server)),
         ("zk_avg_latency", f"{avg:.4f}"),
         ("zk_max_latency", high),
         ("zk_min_latency", low),
@@ -133,6 +139,25 @@ def _mntr(server: Server) -> str:
         ("zk_global_sessions", len(state.sessions)),
         ("zk_uptime", int((time.time() - server.started) * 1000)),
     ]
+    replicator = server.replicator
+    if replicator is not None and replicator.is_leader:
+        raft = replicator.raft
+        voters = [m for m in replicator.members.values() if m.voter and m.id != replicator.id]
+        synced = 0
+        for member in voters:
+            progress = raft.progress(member.id)
+            if progress is not None and progress[0] >= raft.commit:
+                synced += 1
+        rows += [
+            ("zk_followers", len(replicator.members) - 1),
+            ("zk_synced_followers", synced),
+            ("zk_pending_syncs", 0),
+            ("zk_election_count", replicator.elections),
+        ]
+    if replicator is not None:
+        rows.append(("coord_leader_id", replicator.leader))
+        rows.append(("coord_term", replicator.raft.term))
+        rows.append(("coord_commit_index", replicator.raft.commit))
     return "".join(f"{key}\t{value}\n" for key, value in rows)
 
 

@@ -83,6 +83,7 @@ from coord.protocol._records import REQUEST_TYPES
 from ._acl import AclPolicy, PeerInfo
 from ._apply import ApplyResult, CreateSession, Entry, StateMachine
 from ._config import ServerConfig
+from ._ensemble import Replicator
 from ._failpoints import _armed, failpoint
 from ._persist import encode_node, encode_session, load_state
 from ._sessions import SessionTracker
@@ -186,14 +187,16 @@ def now_ms() -> int:
 class _Slot:
     """One unanswered request in a connection's FIFO."""
 
-    __slots__ = ("done", "op", "reply", "request", "xid")
+    __slots__ = ("done", "logged", "op", "reply", "request", "xid")
 
-    def __init__(self, xid: int, op: int, request: Record | None) -> None:
+    def __init__(self, xid: int, op: int, request: Record | None, *, logged: bool = False) -> None:
         self.xid = xid
         self.op = op
         self.request = request
         self.reply: bytes | None = None
         self.done = False
+        #: Goes through the log: completes when applied, holding back what follows it.
+        self.logged = logged
 
 
 class Connection:
@@ -362,6 +365,12 @@ class Connection:
         server = self.server
         if request.protocol_version != PROTOCOL_VERSION:
             raise ProtocolError(f"unsupported protocol version {request.protocol_version}")
+        replicator = server.replicator
+        if replicator is not None and replicator.cut_off:
+            log.info("refusing session request from %s: no leader", self.peer_name)
+            self.closing = True
+            self._established.set()
+            return
         if request.last_zxid_seen > server.state.last_zxid:
             log.warning(
                 "refusing session request from %s: it has seen zxid 0x%x, ours is 0x%x",
@@ -451,8 +460,9 @@ class Connection:
                 self._answer(xid, op, request)
             else:
                 self.pending.append(_Slot(xid, op, request))
-        elif op in _WRITES:
-            slot = _Slot(xid, op, request)
+        elif op in _WRITES or (op == OpCode.SYNC and server.replicator is not None):
+            # In an ensemble sync goes through the log too (coord/server/_ensemble.py).
+            slot = _Slot(xid, op, request, logged=True)
             self.pending.append(slot)
             server.propose(self, op, request, slot, frame[8:])
         elif op == OpCode.AUTH:
@@ -606,7 +616,7 @@ class Connection:
                 assert head.reply is not None
                 self.out += head.reply
                 self.sent += 1
-            elif head.op in _WRITES:
+            elif head.logged:
                 break
             else:
                 pending.popleft()
@@ -713,8 +723,14 @@ class Server:
         self._written_applied_index = 0
         self._hard_state: HardState | None = None
         self.failed: BaseException | None = None
+        self._proposals: list[_Proposal] = []
+        self._commit_wakeup = anyio.Event()
+        #: The replication driver when this server is one member of an ensemble.
+        self.replicator: Replicator | None = None
         try:
-            self._recover()
+            terms = self._recover()
+            if config.ensemble:
+                self.replicator = Replicator(self, terms)
         except BaseException:
             self._close_store_now()
             raise
@@ -724,8 +740,6 @@ class Server:
         self.per_ip: dict[str, int] = {}
         self.addresses: list[tuple[str, int]] = []
         self.started = time.time()
-        self._proposals: list[_Proposal] = []
-        self._commit_wakeup = anyio.Event()
         self._listeners: anyio.CancelScope | None = None
         self._closing_sessions: set[int] = set()
         self._next_session = ((now_ms() << 24) & 0xFFFF_FFFF_FFFF_FFFF) >> 8 | (
@@ -781,8 +795,11 @@ class Server:
         return max(low, min(high, requested))
 
     def touch(self, connection: Connection) -> None:
-        if connection.session_id:
-            self.tracker.touch(connection.session_id, now_ms())
+        session_id = connection.session_id
+        if session_id:
+            self.tracker.touch(session_id, now_ms())
+            if self.replicator is not None:
+                self.replicator.touch(session_id)
 
     # --- sessions --------------------------------------------------------------------------
 
@@ -985,10 +1002,19 @@ class Server:
             self._hard_state = None
         return batch
 
-    def _recover(self) -> None:
-        """Rebuild the state from the store: load the applied records, replay the log."""
+    def _recover(self) -> list[int]:
+        """Rebuild the state from the store: load the applied records, replay the log.
+
+        Standalone, every logged entry was committed, so the log after the applied index is
+        replayed. In an ensemble only the consensus core knows what is committed: the
+        state stays at the applied index and committed entries arrive through it.
+
+        Returns:
+            the term of every kept log entry, first to last (for the consensus core).
+        """
         store = self.store
         state = self.state
+        ensemble = self.config.ensemble
         started = time.monotonic()
         # Loading builds millions of objects, none of them garbage: the cyclic collector
         # would only rescan them (a third of the load time with 1M nodes).
@@ -1002,31 +1028,40 @@ class Server:
             if collecting:
                 gc.enable()
         gc.freeze()  # the loaded tree is long-lived: keep it out of future collections
-        applied = store.applied_index
+        applied = min(store.applied_index, store.last_index)
+        terms: list[int] = []
         # Every kept entry is read once: checksums verified, no hole, all decodable.
         index = store.first_index
-        while index < applied:
-            chunk = store.read_entries(index, min(index + 4096, applied))
+        stop = store.last_index + 1 if ensemble else applied
+        while index < stop:
+            chunk = store.read_entries(index, min(index + 4096, stop))
             for offset, raw in enumerate(chunk):
-                self._decode_entry(raw, index + offset)
+                entry = self._decode_entry(raw, index + offset)
+                terms.append(entry.zxid >> 32)
+                if index + offset == applied:
+                    state.last_zxid = entry.zxid
             index += len(chunk)
-        if applied:
-            raw = store.read_entries(applied, applied + 1)[0]
-            state.last_zxid = self._decode_entry(raw, applied).zxid
         replayed = 0
-        index = applied + 1
-        while index <= store.last_index:
-            chunk = store.read_entries(index, min(index + 4096, store.last_index + 1))
-            for offset, raw in enumerate(chunk):
-                state.apply(self._decode_entry(raw, index + offset))
-            index += len(chunk)
-            replayed += len(chunk)
-        # Replayed entries' effects are in memory only: the first batch writes them.
-        self._applied_index = store.last_index
-        self._written_applied_index = applied
-        self._index = store.last_index
-        self._term = store.hard_state.term + 1
-        self._hard_state = HardState(self._term, 0)
+        if ensemble:
+            self._applied_index = self._written_applied_index = applied
+            self._index = store.last_index
+        else:
+            if applied:
+                raw = store.read_entries(applied, applied + 1)[0]
+                state.last_zxid = self._decode_entry(raw, applied).zxid
+            index = applied + 1
+            while index <= store.last_index:
+                chunk = store.read_entries(index, min(index + 4096, store.last_index + 1))
+                for offset, raw in enumerate(chunk):
+                    state.apply(self._decode_entry(raw, index + offset))
+                index += len(chunk)
+                replayed += len(chunk)
+            # Replayed entries' effects are in memory only: the first batch writes them.
+            self._applied_index = store.last_index
+            self._written_applied_index = applied
+            self._index = store.last_index
+            self._term = store.hard_state.term + 1
+            self._hard_state = HardState(self._term, 0)
         now = now_ms()
         for session_id, session in state.sessions.items():
             # As ZooKeeper after a restart: every session gets a fresh timeout.
@@ -1040,6 +1075,7 @@ class Server:
                 state.last_zxid,
                 time.monotonic() - started,
             )
+        return terms
 
     def _decode_entry(self, raw: bytes, index: int) -> Entry:
         try:
@@ -1062,6 +1098,10 @@ class Server:
     def _apply(self, proposal: _Proposal) -> None:
         entry = proposal.entry
         assert entry is not None
+        self._apply_entry(entry, proposal.connection, proposal.slot)
+
+    def _apply_entry(self, entry: Entry, connection: Connection | None, slot: _Slot | None) -> None:
+        """Apply one committed entry; answer it if ``connection`` is waiting for it."""
         result = self.state.apply(entry)
         if result.events:
             trigger = self.watches.trigger
@@ -1076,13 +1116,18 @@ class Server:
         op = entry.type
         if op == OpCode.CLOSE_SESSION:
             self._session_closed(entry.session_id)
-        connection = proposal.connection
+        elif op == OpCode.CREATE_SESSION and connection is None and result.err == 0:
+            # Another member's client: every member keeps every session's clock, so
+            # whichever leads next can expire it.
+            request = entry.request
+            assert isinstance(request, CreateSession)
+            self.tracker.add(entry.session_id, request.timeout, now_ms())
         if connection is None:
             return
         if op == OpCode.CREATE_SESSION:
             self._session_applied(connection, entry)
-        elif proposal.slot is not None:
-            connection.applied(proposal.slot, entry.zxid, result)
+        elif slot is not None:
+            connection.applied(slot, entry.zxid, result)
 
     def _session_closed(self, session_id: int) -> None:
         self._closing_sessions.discard(session_id)
@@ -1135,6 +1180,8 @@ class Server:
         interval = self.config.tick_time / 2000
         while True:
             await anyio.sleep(interval)
+            if self.replicator is not None and not self.replicator.is_leader:
+                continue  # the leader expires sessions
             for session_id in self.tracker.expired(now_ms()):
                 log.info("session 0x%x expired", session_id)
                 self.expire(session_id)
@@ -1143,7 +1190,8 @@ class Server:
         interval = self.config.container_check_interval / 1000
         while True:
             await anyio.sleep(interval)
-            self.reap(now_ms())
+            if self.replicator is None or self.replicator.is_leader:
+                self.reap(now_ms())
 
     def reap(self, now: int) -> None:
         """Propose the deletion of empty containers and expired TTL nodes."""
@@ -1160,7 +1208,11 @@ class Server:
         """Run until cancelled; reports the bound addresses through ``task_status``."""
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._commit_loop)
+                if self.replicator is not None:
+                    await tg.start(self.replicator.serve_peers)
+                    tg.start_soon(self.replicator.run)
+                else:
+                    tg.start_soon(self._commit_loop)
                 tg.start_soon(self._expire_loop)
                 tg.start_soon(self._reap_loop)
                 async with anyio.create_task_group() as listeners:

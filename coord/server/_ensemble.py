@@ -1,0 +1,567 @@
+"""Replication: the driver that runs the consensus core under the server's request path.
+
+Theory of operation
+-------------------
+A standalone server commits a write by making its entry durable and applying it
+(``Server._commit_loop``). In an ensemble the same entries go through the consensus core
+(:mod:`._raft`) instead; nothing above ``apply`` changes shape:
+
+* A write arrives on any member and becomes a :class:`~._apply.Entry` carrying a *tag*
+  (this member's id in the top byte, then a counter). The leader stamps it with its zxid
+  ``(term << 32) | index`` and the time, and proposes it; a follower or observer forwards
+  the unstamped entry to the leader (``FRAME_FORWARD``), which stamps and proposes it.
+* The driver loop turns the core's :class:`~._raft.Ready` into actions, in the order the
+  core requires: persist (one atomic store write holding the new log entries, the hard
+  state, and the records changed by what was applied before -- group commit, as
+  standalone), send, apply. Everything that arrived during one write is handled in the
+  next turn, so batches grow with load.
+* Every member applies every committed entry with the same deterministic ``apply``. The
+  member whose tag an entry carries finds the pending request by it and replies, so the
+  member that holds the client's connection answers it.
+* Sessions are global: created and closed through the log. Every member keeps the expiry
+  clock of every session, but only the leader acts on it; the others send the ids of
+  sessions they heard from (``FRAME_LIVE``) every half tick. A new leader gives every
+  session a fresh timeout (as ZooKeeper's new leader does).
+* ``sync`` goes through the log as a marker entry: when the member that received it has
+  applied it, it has everything committed before the leader ordered it.
+
+Failures, and what the client sees (ZooKeeper's semantics):
+
+* A forwarded write whose fate this member cannot learn -- the leader or its term changed,
+  or the link it went out on broke -- closes the client's connection: the client gets
+  ConnectionLoss and does not know whether the write happened (ZooKeeper's rule).
+* A member that has no leader for two election timeouts closes its client connections and
+  refuses new ones, so clients move to members in touch with a majority instead of reading
+  stale data indefinitely.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import struct
+import time
+from array import array
+from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+
+from coord.protocol import ProtocolError
+
+from ._apply import ENTRY_NOOP, Entry, Noop
+from ._members import Member, parse_members
+from ._peer import (
+    FRAME_FORWARD,
+    FRAME_LIVE,
+    FRAME_RAFT,
+    PeerNetwork,
+    decode_raft,
+    encode_raft,
+    frame,
+)
+from ._raft import NONE, EntryKind, LogEntry, Message, Raft, RaftConfig, Ready, Role
+from ._storage import LogStore
+
+if TYPE_CHECKING:
+    from ._server import Server, _Proposal
+
+__all__ = ["Replicator", "StoreLog", "entry_term"]
+
+log = logging.getLogger("coord.replication")
+
+_TAG = struct.Struct(">Q")
+_TAG_OFFSET = 28  # after zxid, time, session id (q q q) and type (i)
+_TYPE = struct.Struct(">i")
+_STAMP = struct.Struct(">qq")
+_COUNT = struct.Struct(">I")
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+_TAIL = 8192
+
+
+def entry_term(raw: bytes) -> int:
+    """The term of an encoded entry (the high half of its zxid)."""
+    return int.from_bytes(raw[:4], "big")
+
+
+def _kind(raw: bytes) -> EntryKind:
+    return EntryKind.NOOP if _TYPE.unpack_from(raw, 24)[0] == ENTRY_NOOP else EntryKind.NORMAL
+
+
+def encode_noop(index: int, term: int) -> bytes:
+    """The stored form of the no-op entry a new leader appends."""
+    return Entry((term << 32) | index, 0, 0, ENTRY_NOOP, Noop()).encode()
+
+
+def stored_form(e: LogEntry) -> bytes:
+    """What the store holds for a log entry (a no-op made by the core has no payload)."""
+    if e.data:
+        return e.data
+    return encode_noop(e.index, e.term)
+
+
+class StoreLog:
+    """The durable log as the consensus core reads it (:class:`~._raft.LogView`).
+
+    The store's first kept entry is an *anchor*: the view starts after it, so the term of
+    the entry before the view's first one is always known (compaction drops the entries
+    below it, and their terms with them). Terms of every kept entry are held in memory
+    (8 bytes each); the most recent entries are cached whole, as followers mostly ask for
+    those.
+    """
+
+    def __init__(self, store: LogStore, terms: Sequence[int]) -> None:
+        self.store = store
+        self._base = store.first_index
+        self._terms = array("Q", terms)
+        self._tail: deque[LogEntry] = deque(maxlen=_TAIL)
+
+    def first_index(self) -> int:
+        store = self.store
+        if store.first_index > 1:
+            return store.first_index + 1
+        return 1
+
+    def last_index(self) -> int:
+        return self.store.last_index
+
+    def term(self, index: int) -> int:
+        if index == 0:
+            return 0
+        i = index - self._base
+        if not 0 <= i < len(self._terms):
+            raise IndexError(
+                f"no term for entry {index} (log holds {self._base}..{self.last_index()})"
+            )
+        return self._terms[i]
+
+    def entries(self, lo: int, hi: int) -> list[LogEntry]:
+        if lo >= hi:
+            return []
+        tail = self._tail
+        if tail and tail[0].index <= lo and hi - 1 <= tail[-1].index:
+            start = lo - tail[0].index
+            return [tail[start + k] for k in range(hi - lo)]
+        raws = self.store.read_entries(lo, hi)
+        return [LogEntry(lo + k, entry_term(raw), raw, _kind(raw)) for k, raw in enumerate(raws)]
+
+    def appended(self, truncate_from: int | None, entries: Sequence[LogEntry]) -> None:
+        """Record what the driver just persisted."""
+        if truncate_from is not None:
+            del self._terms[max(0, truncate_from - self._base) :]
+            while self._tail and self._tail[-1].index >= truncate_from:
+                self._tail.pop()
+        if not entries:
+            return
+        first = entries[0].index
+        del self._terms[max(0, first - self._base) :]
+        while self._tail and self._tail[-1].index >= first:
+            self._tail.pop()
+        if self._tail and self._tail[-1].index != first - 1:
+            self._tail.clear()
+        for e in entries:
+            self._terms.append(e.term)
+            self._tail.append(e if e.data else LogEntry(e.index, e.term, stored_form(e), e.kind))
+
+    def compacted(self) -> None:
+        """Drop the terms of entries the store no longer keeps."""
+        drop = self.store.first_index - self._base
+        if drop > 4096:
+            del self._terms[:drop]
+            self._base += drop
+
+
+class Replicator:
+    """Runs the consensus core for a :class:`~._server.Server` that is an ensemble member.
+
+    Args:
+        server: the server (its store, state and connections).
+        terms: the term of every entry the store keeps, from its first to its last.
+    """
+
+    def __init__(self, server: Server, terms: Sequence[int]) -> None:
+        config = server.config
+        self.server = server
+        self.members: dict[int, Member] = parse_members(config.members)
+        self.id = config.server_id
+        self.me = self.members[self.id]
+        voters = frozenset(m.id for m in self.members.values() if m.voter)
+        learners = frozenset(m.id for m in self.members.values() if not m.voter)
+        self.tick_seconds = config.heartbeat_interval / 1000
+        self.election_seconds = config.election_timeout / 1000
+        self.log = StoreLog(server.store, terms)
+        store = server.store
+        self.raft = Raft(
+            RaftConfig(
+                id=self.id,
+                voters=voters,
+                learners=learners,
+                election_tick=max(2, config.election_timeout // config.heartbeat_interval),
+                heartbeat_tick=1,
+                seed=random.getrandbits(32),
+            ),
+            self.log,
+            store.hard_state,
+            applied=min(store.applied_index, store.last_index),
+        )
+        self.network = PeerNetwork(
+            self.id,
+            {m.id: m.peer for m in self.members.values()},
+            config.read_peer_secret(),
+            self._on_frame,
+            bind_host=self.me.peer[0],
+        )
+        self.inbox: list[tuple[int, int, memoryview]] = []
+        #: Writes of this member's clients not yet applied, by tag.
+        self.pending: dict[int, _Proposal] = {}
+        #: Writes waiting for a leader to forward them to (in arrival order).
+        self.queue: deque[_Proposal] = deque()
+        #: Forwarded batches not yet applied: (leader, link generation, tags).
+        self.inflight: deque[tuple[int, int, list[int]]] = deque()
+        #: Sessions this member heard from since it last told the leader.
+        self.live: set[int] = set()
+        self._tag = (self.id << 56) | random.getrandbits(48)
+        self._seen = (NONE, 0)  # (leader, term) last acted on
+        self._leader_contact = time.monotonic()
+        self._next_live = 0.0
+        #: Set while this member is cut off from any leader (clients are turned away).
+        self.cut_off = False
+        self.elections = 0
+
+    # --- state for reports ----------------------------------------------------------------
+
+    @property
+    def mode(self) -> str:
+        """ZooKeeper's name for this member's role: leader, follower or observer."""
+        if self.raft.role is Role.LEADER:
+            return "leader"
+        if not self.me.voter:
+            return "observer"
+        return "follower"
+
+    @property
+    def is_leader(self) -> bool:
+        return self.raft.role is Role.LEADER
+
+    @property
+    def leader(self) -> int:
+        return self.raft.leader
+
+    # --- input ----------------------------------------------------------------------------
+
+    def _on_frame(self, sender: int, kind: int, payload: memoryview) -> None:
+        self.inbox.append((sender, kind, payload))
+        self.server._commit_wakeup.set()
+
+    def touch(self, session_id: int) -> None:
+        """A client of this member showed its session is alive."""
+        if not self.is_leader:
+            self.live.add(session_id)
+
+    def _next_tag(self) -> int:
+        self._tag += 1
+        return self._tag
+
+    # --- the loop -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Drive the core until cancelled (the server's commit task in an ensemble)."""
+        server = self.server
+        raft = self.raft
+        tick = self.tick_seconds
+        next_tick = time.monotonic() + tick
+        while True:
+            now = time.monotonic()
+            if not (self.inbox or server._proposals or raft.has_ready()) and now < next_tick:
+                wakeup = server._commit_wakeup = anyio.Event()
+                with anyio.move_on_after(next_tick - now):
+                    await wakeup.wait()
+                now = time.monotonic()
+            if now >= next_tick:
+                raft.tick()
+                self._on_tick(now)
+                next_tick += tick
+                if next_tick < now:
+                    next_tick = now + tick
+            if self.inbox:
+                inbox, self.inbox = self.inbox, []
+                for sender, kind, payload in inbox:
+                    self._receive(sender, kind, payload, now)
+            if server._proposals:
+                self.queue.extend(server._proposals)
+                server._proposals = []
+            if self.queue:
+                self._route()
+            while raft.has_ready():
+                rd = raft.ready()
+                await self._persist(rd)
+                self._send(rd.messages)
+                if rd.committed_entries:
+                    self._apply(rd.committed_entries)
+                raft.advance(rd)
+                if rd.soft_state is not None or (raft.leader, raft.term) != self._seen:
+                    self._on_leader_change()
+            await anyio.lowlevel.checkpoint()
+
+    def _receive(self, sender: int, kind: int, payload: memoryview, now: float) -> None:
+        raft = self.raft
+        try:
+            if kind == FRAME_RAFT:
+                m = decode_raft(payload)
+                if m.sender != sender:
+                    log.warning("dropping a message from %d claiming to be %d", sender, m.sender)
+                    return
+                if sender == raft.leader or m.term > raft.term:
+                    self._leader_contact = now
+                raft.step(m)
+                if (raft.leader, raft.term) != self._seen:
+                    self._on_leader_change()
+            elif kind == FRAME_FORWARD:
+                self._forwarded(sender, payload)
+            elif kind == FRAME_LIVE:
+                if self.is_leader:
+                    touch = self.server.tracker.touch
+                    now_ms = time.time_ns() // 1_000_000
+                    (count,) = _COUNT.unpack_from(payload, 0)
+                    for k in range(count):
+                        (sid,) = _U64.unpack_from(payload, 4 + 8 * k)
+                        touch(sid, now_ms)
+            else:
+                log.warning("unknown peer frame kind %d from %d", kind, sender)
+        except (ProtocolError, struct.error) as exc:
+            log.warning("bad frame from peer %d: %s", sender, exc)
+
+    def _forwarded(self, sender: int, payload: memoryview) -> None:
+        """Writes a member forwarded: stamp and propose them (leader only)."""
+        if not self.is_leader:
+            log.debug("dropping writes forwarded by %d: not the leader", sender)
+            return
+        raws: list[bytes] = []
+        offset = 4
+        (count,) = _COUNT.unpack_from(payload, 0)
+        for _ in range(count):
+            (size,) = _U32.unpack_from(payload, offset)
+            offset += 4
+            raws.append(bytes(payload[offset : offset + size]))
+            offset += size
+        self._propose_raw(raws)
+
+    def _propose_raw(self, raws: list[bytes]) -> None:
+        raft = self.raft
+        high = raft.term << 32
+        index = raft.last_index()
+        now = time.time_ns() // 1_000_000
+        stamped = []
+        for raw in raws:
+            index += 1
+            stamped.append(_STAMP.pack(high | index, now) + raw[16:])
+        raft.propose(stamped)
+
+    def _route(self) -> None:
+        """Propose (leader) or forward (others) queued writes, in order."""
+        raft = self.raft
+        queue = self.queue
+        pending = self.pending
+        if self.is_leader:
+            high = raft.term << 32
+            index = raft.last_index()
+            now = time.time_ns() // 1_000_000
+            raws = []
+            while queue:
+                p = queue.popleft()
+                index += 1
+                tag = self._next_tag()
+                entry = p.entry = Entry(
+                    high | index, now, p.session_id, p.op, p.request, p.auth, p.body, tag
+                )
+                pending[tag] = p
+                raws.append(entry.encode())
+            raft.propose(raws)
+            return
+        leader = raft.leader
+        if leader == NONE or not self.network.connected(leader):
+            return
+        parts = []
+        tags = []
+        while queue:
+            p = queue.popleft()
+            tag = self._next_tag()
+            entry = p.entry = Entry(0, 0, p.session_id, p.op, p.request, p.auth, p.body, tag)
+            raw = entry.encode()
+            parts.append(_U32.pack(len(raw)))
+            parts.append(raw)
+            pending[tag] = p
+            tags.append(tag)
+        self.inflight.append((leader, self.network.generation[leader], tags))
+        self.network.send(leader, frame(FRAME_FORWARD, _COUNT.pack(len(tags)) + b"".join(parts)))
+
+    async def _persist(self, rd: Ready) -> None:
+        server = self.server
+        batch = server._state_batch()
+        if rd.truncate_from is not None:
+            batch.truncate_from = rd.truncate_from
+        if rd.entries:
+            batch.entries = [(e.index, stored_form(e)) for e in rd.entries]
+        if rd.hard_state is not None:
+            batch.hard_state = rd.hard_state
+        if batch:
+            sync = bool(rd.entries or rd.hard_state is not None or rd.truncate_from is not None)
+            await server._write(batch, sync=sync)
+            if batch.compact_before is not None:
+                self.log.compacted()
+        if rd.entries or rd.truncate_from is not None:
+            self.log.appended(rd.truncate_from, rd.entries)
+
+    def _send(self, messages: Sequence[Message]) -> None:
+        if not messages:
+            return
+        by_peer: dict[int, list[bytes]] = {}
+        for m in messages:
+            by_peer.setdefault(m.to, []).append(frame(FRAME_RAFT, encode_raft(m)))
+        send = self.network.send
+        for peer, frames in by_peer.items():
+            send(peer, b"".join(frames))
+
+    def _apply(self, committed: Sequence[LogEntry]) -> None:
+        server = self.server
+        state = server.state
+        pending = self.pending
+        me = self.id
+        for le in committed:
+            raw = le.data
+            if le.kind is EntryKind.NOOP or not raw or _kind(raw) is EntryKind.NOOP:
+                zxid = le.zxid
+                if zxid > state.last_zxid:
+                    state.last_zxid = zxid
+                continue
+            (tag,) = _TAG.unpack_from(raw, _TAG_OFFSET)
+            proposal = pending.pop(tag, None) if tag >> 56 == me else None
+            entry = proposal.entry if proposal is not None else None
+            if entry is None or entry.zxid != le.zxid:
+                try:
+                    entry = Entry.decode(raw)
+                except ProtocolError as exc:
+                    raise RuntimeError(
+                        f"committed entry {le.index} cannot be decoded: {exc}"
+                    ) from None
+            if proposal is not None:
+                server._apply_entry(entry, proposal.connection, proposal.slot)
+                server.latency.add(max(0, time.time_ns() // 1_000_000 - entry.time))
+            else:
+                server._apply_entry(entry, None, None)
+        server._applied_index = committed[-1].index
+
+    # --- time and roles ---------------------------------------------------------------------
+
+    def _on_tick(self, now: float) -> None:
+        raft = self.raft
+        server = self.server
+        # Forwarded writes sent on a link that broke since: their fate is unknown.
+        inflight = self.inflight
+        while inflight:
+            leader, generation, tags = inflight[0]
+            if any(t in self.pending for t in tags):
+                if self.network.generation.get(leader) != generation or leader != raft.leader:
+                    inflight.popleft()
+                    self._fail(tags, "the link to the leader broke")
+                    continue
+                break
+            inflight.popleft()
+        if raft.role is Role.LEADER:
+            self._leader_contact = now
+        elif (
+            raft.leader == NONE
+            and not self.cut_off
+            and now - self._leader_contact > 2 * self.election_seconds
+        ):
+            self.cut_off = True
+            log.warning(
+                "no leader for %.1f s: closing client connections until one is elected",
+                now - self._leader_contact,
+            )
+            for connection in list(server.connections):
+                if connection.session_id:
+                    connection.closing = True
+                    connection.kick()
+            self._fail(list(self.pending), "no leader")
+            self._fail_queue()
+        if raft.leader != NONE and self.cut_off:
+            self.cut_off = False
+            log.info("member %d leads; serving clients again", raft.leader)
+        if not self.is_leader and self.live and raft.leader != NONE and now >= self._next_live:
+            self._next_live = now + server.config.tick_time / 2000
+            ids = self.live
+            self.live = set()
+            payload = _COUNT.pack(len(ids)) + b"".join(_U64.pack(s) for s in ids)
+            self.network.send(raft.leader, frame(FRAME_LIVE, payload))
+
+    def _on_leader_change(self) -> None:
+        raft = self.raft
+        old_leader, old_term = self._seen
+        self._seen = (raft.leader, raft.term)
+        server = self.server
+        if raft.leader != NONE:
+            self._leader_contact = time.monotonic()
+        if raft.leader == old_leader and raft.term == old_term:
+            return
+        if raft.role is Role.LEADER:
+            self.elections += 1
+            log.info("member %d leads in term %d", self.id, raft.term)
+            # As ZooKeeper's new leader: every session starts a fresh timeout.
+            now_ms = time.time_ns() // 1_000_000
+            tracker = server.tracker
+            server._closing_sessions.clear()
+            for session_id, session in server.state.sessions.items():
+                tracker.add(session_id, session.timeout, now_ms)
+        elif raft.leader != NONE:
+            log.info("member %d follows %d in term %d", self.id, raft.leader, raft.term)
+        # Writes this member proposed or forwarded under the old leader may be lost.
+        keep: list[int] = []
+        if raft.role is Role.LEADER:
+            # Entries still in the new leader's own log will be committed by it.
+            for tag, p in self.pending.items():
+                e = p.entry
+                if e is not None and e.zxid:
+                    index = e.zxid & 0xFFFF_FFFF
+                    try:
+                        if index <= raft.last_index() and raft.term_at(index) == e.zxid >> 32:
+                            keep.append(tag)
+                    except IndexError:
+                        pass
+        lost = [t for t in self.pending if t not in set(keep)]
+        if lost:
+            self._fail(lost, "the leader changed")
+        self.inflight.clear()
+
+    def _fail(self, tags: list[int], why: str) -> None:
+        """Close the connections of writes whose outcome this member cannot learn."""
+        closed = 0
+        for tag in tags:
+            p = self.pending.pop(tag, None)
+            if p is None:
+                continue
+            connection = p.connection
+            if connection is not None and not connection.closing:
+                connection.closing = True
+                connection.kick()
+                closed += 1
+        if closed:
+            log.info("closed %d client connection(s) with writes in flight: %s", closed, why)
+
+    def _fail_queue(self) -> None:
+        while self.queue:
+            p = self.queue.popleft()
+            connection = p.connection
+            if connection is not None and not connection.closing:
+                connection.closing = True
+                connection.kick()
+
+    async def serve_peers(
+        self, *, task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Listen for and dial the other members until cancelled."""
+        await self.network.serve(task_status=task_status)

@@ -1,0 +1,358 @@
+"""Links between the members of an ensemble: an authenticated handshake, framed messages.
+
+Theory of operation
+-------------------
+Every member listens on its peer address and dials every other member. A link carries
+frames one way only: a member *sends* on the connection it dialled and *receives* on the
+connections it accepted. Two one-way links per pair need no rule for which of two
+simultaneous dials survives (ZooKeeper's QuorumCnxManager keeps the one from the larger
+id); messages are never duplicated across them.
+
+A link that breaks is dialled again with a growing back-off (50 ms to 1 s). What was
+queued for a broken link is dropped: consensus retries what matters, and the driver learns
+of the break through :attr:`PeerNetwork.generation` (forwarded writes sent on an older
+generation of a link may be lost).
+
+Authentication (a shared secret, so a stranger can neither join nor inject messages)::
+
+    dialer   -> acceptor: MAGIC, dialer id, acceptor id, nonce_d (16 bytes)
+    acceptor -> dialer:   nonce_a (16 bytes), HMAC-SHA256(secret, "acceptor" | ids | nonces)
+    dialer   -> acceptor: HMAC-SHA256(secret, "dialer" | ids | nonces)
+
+Each side proves it knows the secret over fresh nonces, so a recorded handshake cannot be
+replayed. Frames follow: ``length (u32) | kind (u8) | payload``. The link is not
+encrypted; run peer traffic on a private network (or, later, TLS).
+
+Wire codec of consensus messages: :func:`encode_raft` / :func:`decode_raft` (sans-IO,
+tested alone).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import struct
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from coord.protocol import ProtocolError
+
+from ._raft import EntryKind, LogEntry, Message, MessageType
+
+__all__ = [
+    "FRAME_FORWARD",
+    "FRAME_LIVE",
+    "FRAME_RAFT",
+    "MAX_PEER_FRAME",
+    "PeerAuthError",
+    "PeerNetwork",
+    "decode_raft",
+    "encode_raft",
+    "frame",
+]
+
+log = logging.getLogger("coord.replication")
+
+MAGIC = b"COORDPEER1"
+#: Frame kinds.
+FRAME_RAFT = 1  # a consensus message
+FRAME_FORWARD = 2  # writes a member forwards to the leader (encoded entries, unstamped)
+FRAME_LIVE = 3  # session ids a member saw alive (for the leader's expiry clock)
+
+#: Largest frame accepted on a peer link (an append of many large entries).
+MAX_PEER_FRAME = 256 * 1024 * 1024
+_HELLO = struct.Struct(">10sII16s")
+_NONCE = 16
+_MAC = 32
+_FRAME = struct.Struct(">IB")
+_MSG = struct.Struct(">BIIQQQQ?QI")
+_ENT = struct.Struct(">QQBI")
+_OUT_LIMIT = 256 * 1024 * 1024
+
+
+class PeerAuthError(Exception):
+    """A peer failed the handshake (wrong secret, wrong member id, not a coord peer)."""
+
+
+def frame(kind: int, payload: bytes) -> bytes:
+    """One peer frame."""
+    return _FRAME.pack(len(payload) + 1, kind) + payload
+
+
+def encode_raft(m: Message) -> bytes:
+    """The wire form of a consensus message (the payload of a ``FRAME_RAFT``)."""
+    parts = [
+        _MSG.pack(
+            m.type,
+            m.sender,
+            m.to,
+            m.term,
+            m.log_term,
+            m.index,
+            m.commit,
+            m.reject,
+            m.reject_hint,
+            len(m.entries),
+        )
+    ]
+    pack = _ENT.pack
+    for e in m.entries:
+        parts.append(pack(e.index, e.term, e.kind, len(e.data)))
+        parts.append(e.data)
+    return b"".join(parts)
+
+
+def decode_raft(data: bytes | memoryview) -> Message:
+    """Inverse of :func:`encode_raft`.
+
+    Raises:
+        ProtocolError: the bytes are not a consensus message.
+    """
+    view = memoryview(data)
+    try:
+        fields = _MSG.unpack_from(view, 0)
+        mtype = MessageType(fields[0])
+        offset = _MSG.size
+        entries: list[LogEntry] = []
+        for _ in range(fields[9]):
+            index, term, kind, size = _ENT.unpack_from(view, offset)
+            offset += _ENT.size
+            if offset + size > len(view):
+                raise ProtocolError("truncated entry in a consensus message")
+            entries.append(
+                LogEntry(index, term, bytes(view[offset : offset + size]), EntryKind(kind))
+            )
+            offset += size
+    except (struct.error, ValueError) as exc:
+        raise ProtocolError(f"bad consensus message: {exc}") from None
+    if offset != len(view):
+        raise ProtocolError(f"{len(view) - offset} bytes after a consensus message")
+    return Message(
+        type=mtype,
+        sender=fields[1],
+        to=fields[2],
+        term=fields[3],
+        log_term=fields[4],
+        index=fields[5],
+        commit=fields[6],
+        reject=fields[7],
+        reject_hint=fields[8],
+        entries=tuple(entries),
+    )
+
+
+def _mac(secret: bytes, role: bytes, dialer: int, acceptor: int, nd: bytes, na: bytes) -> bytes:
+    msg = role + struct.pack(">II", dialer, acceptor) + nd + na
+    return hmac.new(secret, msg, hashlib.sha256).digest()
+
+
+class _Receiver:
+    """Reassembles frames from a byte stream."""
+
+    def __init__(self, stream: anyio.abc.ByteStream) -> None:
+        self.stream = stream
+        self.buffer = bytearray()
+
+    async def exactly(self, n: int) -> bytes:
+        while len(self.buffer) < n:
+            self.buffer += await self.stream.receive()
+        out = bytes(self.buffer[:n])
+        del self.buffer[:n]
+        return out
+
+
+class _Link:
+    """The outgoing half of a pair: a queue and the task that dials and sends it."""
+
+    def __init__(self, peer: int, address: tuple[str, int]) -> None:
+        self.peer = peer
+        self.address = address
+        self.out = bytearray()
+        self.wakeup = anyio.Event()
+        self.connected = False
+
+
+class PeerNetwork:
+    """This member's links to the others.
+
+    Args:
+        my_id: this member's id.
+        addresses: every member's peer address by id (this member's included: it is the
+            address listened on).
+        secret: the ensemble's shared secret.
+        on_frame: called with ``(sender id, kind, payload)`` for every frame received, in
+            order per sender, from the receiving task (it must not block).
+        bind_host: the address outgoing links are dialled from (``None``: any).
+    """
+
+    def __init__(
+        self,
+        my_id: int,
+        addresses: dict[int, tuple[str, int]],
+        secret: bytes,
+        on_frame: Callable[[int, int, memoryview], None],
+        *,
+        bind_host: str | None = None,
+    ) -> None:
+        self.my_id = my_id
+        self.addresses = dict(addresses)
+        self.secret = secret
+        self.on_frame = on_frame
+        self.bind_host = bind_host
+        self._links = {
+            peer: _Link(peer, address) for peer, address in self.addresses.items() if peer != my_id
+        }
+        #: Per peer, how many times the outgoing link has been (re)established.
+        self.generation: dict[int, int] = dict.fromkeys(self._links, 0)
+        #: Peers whose incoming link is up (they can reach us).
+        self.incoming: dict[int, int] = {}
+        self.bound: tuple[str, int] | None = None
+
+    # --- sending ------------------------------------------------------------------------
+
+    def send(self, peer: int, data: bytes) -> None:
+        """Queue a frame for ``peer``; dropped if the link is down."""
+        link = self._links.get(peer)
+        if link is None or not link.connected:
+            return
+        if len(link.out) > _OUT_LIMIT:
+            log.warning("peer %d is not reading; dropping its link", peer)
+            link.connected = False
+            link.out = bytearray()
+            link.wakeup.set()
+            return
+        link.out += data
+        link.wakeup.set()
+
+    def connected(self, peer: int) -> bool:
+        link = self._links.get(peer)
+        return link is not None and link.connected
+
+    # --- running ------------------------------------------------------------------------
+
+    async def serve(
+        self, *, task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Listen for peers and keep a link to each; runs until cancelled."""
+        host, port = self.addresses[self.my_id]
+        listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+        async with listener, anyio.create_task_group() as tg:
+            sockname = listener.extra(anyio.abc.SocketAttribute.local_address)
+            self.bound = (str(sockname[0]), int(sockname[1]))
+            for link in self._links.values():
+                tg.start_soon(self._dial_loop, link)
+            task_status.started(self.bound)
+            await listener.serve(self._accept)
+
+    async def _accept(self, stream: anyio.abc.SocketStream) -> None:
+        peer = 0
+        try:
+            receiver = _Receiver(stream)
+            with anyio.fail_after(5):
+                hello = await receiver.exactly(_HELLO.size)
+                magic, dialer, acceptor, nonce_d = _HELLO.unpack(hello)
+                if magic != MAGIC:
+                    raise PeerAuthError("not a coord peer")
+                if acceptor != self.my_id or dialer not in self._links:
+                    raise PeerAuthError(
+                        f"peer says it is {dialer} dialling {acceptor}; this is {self.my_id}"
+                    )
+                nonce_a = os.urandom(_NONCE)
+                await stream.send(
+                    nonce_a + _mac(self.secret, b"acceptor", dialer, acceptor, nonce_d, nonce_a)
+                )
+                proof = await receiver.exactly(_MAC)
+                expected = _mac(self.secret, b"dialer", dialer, acceptor, nonce_d, nonce_a)
+                if not hmac.compare_digest(proof, expected):
+                    raise PeerAuthError(f"peer claiming id {dialer} does not know the secret")
+            peer = dialer
+            self.incoming[peer] = self.incoming.get(peer, 0) + 1
+            on_frame = self.on_frame
+            buffer = receiver.buffer
+            while True:
+                while len(buffer) >= 5:
+                    size, kind = _FRAME.unpack_from(buffer, 0)
+                    if size < 1 or size > MAX_PEER_FRAME:
+                        raise ProtocolError(f"bad peer frame length {size} from {peer}")
+                    if len(buffer) < 4 + size:
+                        break
+                    payload = memoryview(bytes(buffer[5 : 4 + size]))
+                    del buffer[: 4 + size]
+                    on_frame(peer, kind, payload)
+                buffer += await stream.receive()
+        except PeerAuthError as exc:
+            remote = stream.extra(anyio.abc.SocketAttribute.remote_address, None)
+            log.warning("refused peer link from %s: %s", remote, exc)
+        except TimeoutError:
+            log.warning("peer link handshake timed out")
+        except ProtocolError as exc:
+            log.warning("closing peer link: %s", exc)
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            pass
+        finally:
+            if peer:
+                self.incoming[peer] -= 1
+            await stream.aclose()
+
+    async def _dial_loop(self, link: _Link) -> None:
+        delay = 0.05
+        while True:
+            try:
+                stream = await self._dial(link)
+            except (OSError, TimeoutError, PeerAuthError, anyio.EndOfStream) as exc:
+                if isinstance(exc, PeerAuthError):
+                    log.error("peer %d refused us: %s", link.peer, exc)
+                await anyio.sleep(delay)
+                delay = min(1.0, delay * 2)
+                continue
+            delay = 0.05
+            self.generation[link.peer] += 1
+            link.connected = True
+            link.out = bytearray()
+            log.debug("link to peer %d up", link.peer)
+            try:
+                async with stream:
+                    await self._send_loop(link, stream)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                pass
+            finally:
+                link.connected = False
+                link.out = bytearray()
+            log.debug("link to peer %d down", link.peer)
+            await anyio.sleep(delay)
+
+    async def _dial(self, link: _Link) -> anyio.abc.SocketStream:
+        host, port = link.address
+        with anyio.fail_after(2):
+            stream = await anyio.connect_tcp(host, port, local_host=self.bind_host)
+            try:
+                receiver = _Receiver(stream)
+                nonce_d = os.urandom(_NONCE)
+                await stream.send(_HELLO.pack(MAGIC, self.my_id, link.peer, nonce_d))
+                answer = await receiver.exactly(_NONCE + _MAC)
+                nonce_a, proof = answer[:_NONCE], answer[_NONCE:]
+                expected = _mac(self.secret, b"acceptor", self.my_id, link.peer, nonce_d, nonce_a)
+                if not hmac.compare_digest(proof, expected):
+                    raise PeerAuthError(f"member {link.peer} does not know the secret")
+                await stream.send(
+                    _mac(self.secret, b"dialer", self.my_id, link.peer, nonce_d, nonce_a)
+                )
+            except BaseException:
+                await stream.aclose()
+                raise
+        return stream
+
+    async def _send_loop(self, link: _Link, stream: anyio.abc.SocketStream) -> None:
+        while link.connected:
+            if not link.out:
+                link.wakeup = anyio.Event()
+                await link.wakeup.wait()
+                continue
+            data = link.out
+            link.out = bytearray()
+            await stream.send(bytes(data))
