@@ -63,7 +63,17 @@ from ._peer import (
     encode_raft,
     frame,
 )
-from ._raft import NONE, EntryKind, LogEntry, Message, Raft, RaftConfig, Ready, Role
+from ._raft import (
+    NONE,
+    EntryKind,
+    LogEntry,
+    Message,
+    MessageType,
+    Raft,
+    RaftConfig,
+    Ready,
+    Role,
+)
 from ._storage import LogStore
 
 if TYPE_CHECKING:
@@ -81,6 +91,9 @@ _COUNT = struct.Struct(">I")
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 _TAIL = 8192
+#: Inbox pseudo-frame: the link to a peer was (re)established.
+_LINK_UP = 0
+_VOTES = frozenset({MessageType.VOTE, MessageType.PRE_VOTE})
 
 
 def entry_term(raw: bytes) -> int:
@@ -214,6 +227,7 @@ class Replicator:
             config.read_peer_secret(),
             self._on_frame,
             bind_host=self.me.peer[0],
+            on_link_up=self._on_link_up,
         )
         self.inbox: list[tuple[int, int, memoryview]] = []
         #: Writes of this member's clients not yet applied, by tag.
@@ -231,6 +245,11 @@ class Replicator:
         #: Set while this member is cut off from any leader (clients are turned away).
         self.cut_off = False
         self.elections = 0
+        # A member that starts with an empty store may have voted before it lost its data:
+        # it casts no vote until two election timeouts have passed (by then any election
+        # it took part in is over, and a live leader's heartbeats bind it).
+        empty = store.last_index == 0 and store.hard_state.term == 0
+        self._no_votes_until = time.monotonic() + 2 * self.election_seconds if empty else 0.0
 
     # --- state for reports ----------------------------------------------------------------
 
@@ -257,6 +276,10 @@ class Replicator:
         self.inbox.append((sender, kind, payload))
         self.server._commit_wakeup.set()
 
+    def _on_link_up(self, peer: int) -> None:
+        self.inbox.append((peer, _LINK_UP, memoryview(b"")))
+        self.server._commit_wakeup.set()
+
     def touch(self, session_id: int) -> None:
         """A client of this member showed its session is alive."""
         if not self.is_leader:
@@ -281,16 +304,16 @@ class Replicator:
                 with anyio.move_on_after(next_tick - now):
                     await wakeup.wait()
                 now = time.monotonic()
+            if self.inbox:
+                inbox, self.inbox = self.inbox, []
+                for sender, kind, payload in inbox:
+                    self._receive(sender, kind, payload, now)
             if now >= next_tick:
                 raft.tick()
                 self._on_tick(now)
                 next_tick += tick
                 if next_tick < now:
                     next_tick = now + tick
-            if self.inbox:
-                inbox, self.inbox = self.inbox, []
-                for sender, kind, payload in inbox:
-                    self._receive(sender, kind, payload, now)
             if server._proposals:
                 self.queue.extend(server._proposals)
                 server._proposals = []
@@ -317,9 +340,15 @@ class Replicator:
                     return
                 if sender == raft.leader or m.term > raft.term:
                     self._leader_contact = now
+                if m.type in _VOTES and now < self._no_votes_until:
+                    return
                 raft.step(m)
                 if (raft.leader, raft.term) != self._seen:
                     self._on_leader_change()
+            elif kind == _LINK_UP:
+                # The peer may have restarted, perhaps without its data.
+                if self.is_leader:
+                    raft.reset_progress(sender)
             elif kind == FRAME_FORWARD:
                 self._forwarded(sender, payload)
             elif kind == FRAME_LIVE:

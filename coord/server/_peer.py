@@ -188,6 +188,7 @@ class PeerNetwork:
         on_frame: called with ``(sender id, kind, payload)`` for every frame received, in
             order per sender, from the receiving task (it must not block).
         bind_host: the address outgoing links are dialled from (``None``: any).
+        on_link_up: called with a peer's id each time the link to it is (re)established.
     """
 
     def __init__(
@@ -198,8 +199,10 @@ class PeerNetwork:
         on_frame: Callable[[int, int, memoryview], None],
         *,
         bind_host: str | None = None,
+        on_link_up: Callable[[int], None] | None = None,
     ) -> None:
         self.my_id = my_id
+        self.on_link_up = on_link_up
         self.addresses = dict(addresses)
         self.secret = secret
         self.on_frame = on_frame
@@ -304,7 +307,14 @@ class PeerNetwork:
         while True:
             try:
                 stream = await self._dial(link)
-            except (OSError, TimeoutError, PeerAuthError, anyio.EndOfStream) as exc:
+            except (
+                OSError,
+                TimeoutError,
+                PeerAuthError,
+                anyio.EndOfStream,
+                anyio.BrokenResourceError,
+                anyio.ClosedResourceError,
+            ) as exc:
                 if isinstance(exc, PeerAuthError):
                     log.error("peer %d refused us: %s", link.peer, exc)
                 await anyio.sleep(delay)
@@ -314,6 +324,8 @@ class PeerNetwork:
             self.generation[link.peer] += 1
             link.connected = True
             link.out = bytearray()
+            if self.on_link_up is not None:
+                self.on_link_up(link.peer)
             log.debug("link to peer %d up", link.peer)
             try:
                 async with stream:

@@ -462,6 +462,17 @@ class Raft:
             out.extend(self._unstable[max(lo, self._offset) - self._offset : hi - self._offset])
         return out
 
+    def reset_progress(self, peer: int) -> None:
+        """Forget what this leader believes of ``peer``'s log and probe it afresh (the
+        driver calls this when a link to ``peer`` is re-established: the peer may have
+        restarted without its data). Lowering a match only delays commits."""
+        pr = self._progress.get(peer)
+        if pr is not None and peer != self.id:
+            pr.match = 0
+            pr.state = ProgressState.PROBE
+            pr.next = self.last_index() + 1
+            pr.paused = False
+
     def progress(self, peer: int) -> tuple[int, int, ProgressState] | None:
         """On a leader, ``(match, next, state)`` of ``peer``; otherwise ``None``."""
         pr = self._progress.get(peer)
@@ -814,7 +825,12 @@ class Raft:
         )
 
     def _handle_heartbeat(self, m: Message) -> None:
-        self._commit_to(m.commit)
+        # A heartbeat's commit is min(leader commit, what the leader thinks we match). That
+        # belief is stale if we restarted without our data; so advance only to an entry of
+        # the leader's own term, which (log matching) proves our prefix is its prefix.
+        commit = min(m.commit, self.last_index())
+        if commit > self.commit and self.term_at(commit) == m.term:
+            self._commit_to(commit)
         self._send(MessageType.HEARTBEAT_RESP, m.sender)
 
     def _commit_to(self, commit: int) -> None:

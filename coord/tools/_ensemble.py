@@ -107,6 +107,7 @@ def write_member_configs(
     *,
     observers: int = 0,
     host: str = "127.0.0.1",
+    peer_ports: dict[int, int] | None = None,
     peer_overrides: dict[int, dict[int, tuple[str, int]]] | None = None,
     extra: dict[str, object] | None = None,
 ) -> list[EnsembleMember]:
@@ -114,6 +115,7 @@ def write_member_configs(
     and ``observers`` observers on free ports of ``host``.
 
     Args:
+        peer_ports: the peer port of each member id (default: free ports).
         peer_overrides: per member id, peer addresses to use *for other members* in its
             config (tests route peer links through fault proxies this way).
         extra: more config keys for every member (e.g. ``{"tick_time": 500}``).
@@ -131,7 +133,7 @@ def write_member_configs(
             EnsembleMember(
                 id=ident,
                 client=f"{host}:{_free_port(host)}",
-                peer=f"{host}:{_free_port(host)}",
+                peer=f"{host}:{(peer_ports or {}).get(ident) or _free_port(host)}",
                 role="participant" if ident <= size else "observer",
                 config=str((base / "coord.toml").resolve()),
                 data_dir=str((base / "data").resolve()),
