@@ -167,6 +167,11 @@ class ServerConfig:
         "Ensemble: ms without hearing from a leader before a member campaigns (randomized "
         "up to twice this); a leader that cannot reach a majority for this long steps down.",
     )
+    read_only_mode: bool = _doc(
+        False,
+        "Ensemble: while cut off from a majority, serve reads to clients that allow a "
+        "read-only server (ZooKeeper's readonlymode.enabled); writes get NotReadOnly.",
+    )
     plugins_disabled: tuple[str, ...] = _doc(
         (), "Names of plugins not to load (built-in or from the coord.plugins entry points)."
     )

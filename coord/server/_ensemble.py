@@ -521,6 +521,10 @@ class Replicator:
         if raft.leader != NONE and self.cut_off:
             self.cut_off = False
             log.info("member %d leads; serving clients again", raft.leader)
+            for connection in list(server.connections):
+                if connection.read_only:  # as ZooKeeper: read-only clients move on
+                    connection.closing = True
+                    connection.kick()
         if not self.is_leader and self.live and raft.leader != NONE and now >= self._next_live:
             self._next_live = now + server.config.tick_time / 2000
             ids = self.live

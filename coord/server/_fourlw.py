@@ -41,6 +41,9 @@ def _ruok(server: Server) -> str:
 
 
 def _isro(server: Server) -> str:
+    replicator = server.replicator
+    if replicator is not None and replicator.cut_off and server.config.read_only_mode:
+        return "ro"
     return "rw"
 
 

@@ -225,6 +225,8 @@ class Connection:
         self.last_op = "NA"
         #: `snap` was sent: run() streams a snapshot (coord/server/_snapshot.py).
         self.snapshot_requested = False
+        #: Served in read-only mode (an ensemble member cut off from a majority).
+        self.read_only = False
 
     def __hash__(self) -> int:
         return id(self)
@@ -367,6 +369,10 @@ class Connection:
             raise ProtocolError(f"unsupported protocol version {request.protocol_version}")
         replicator = server.replicator
         if replicator is not None and replicator.cut_off:
+            if request.read_only and server.config.read_only_mode:
+                self.timeout = server.negotiate_timeout(request.time_out)
+                server.read_only_session(self, request)
+                return
             log.info("refusing session request from %s: no leader", self.peer_name)
             self.closing = True
             self._established.set()
@@ -404,7 +410,7 @@ class Connection:
         out = self.out
         out += _CONNECT_RESPONSE.pack(body_len, PROTOCOL_VERSION, timeout, session_id, len(passwd))
         out += passwd
-        out.append(0)  # readOnly: this server is never read-only (yet)
+        out.append(1 if self.read_only else 0)
         self.kick()
 
     async def _serve(self, decoder: FrameDecoder) -> None:
@@ -460,6 +466,16 @@ class Connection:
                 self._answer(xid, op, request)
             else:
                 self.pending.append(_Slot(xid, op, request))
+        elif self.read_only and (op in _WRITES or op == OpCode.SYNC):
+            if op == OpCode.CLOSE_SESSION:
+                # A read-only session is this member's alone: nothing to log.
+                slot = _Slot(xid, op, None)
+                slot.reply = _pack_frame_reply(16, xid, server.state.last_zxid, 0)
+                slot.done = True
+                self._enqueue(slot)
+                self.closing = True
+            else:
+                self._enqueue_error(xid, op, ErrorCode.NOT_READ_ONLY)
         elif op in _WRITES or (op == OpCode.SYNC and server.replicator is not None):
             # In an ensemble sync goes through the log too (coord/server/_ensemble.py).
             slot = _Slot(xid, op, request, logged=True)
@@ -837,6 +853,27 @@ class Server:
         self.by_session[session_id] = connection
         self.tracker.add(session_id, timeout, now_ms())
         connection.session_ready(session_id, session.passwd)
+
+    def read_only_session(self, connection: Connection, request: ConnectRequest) -> None:
+        """Serve a client that allows a read-only server while this member is cut off.
+
+        As ZooKeeper's ReadOnlyZooKeeperServer: a new session is local to this member (it
+        cannot be logged); a known session keeps its id. The connection is closed when the
+        member rejoins a majority, so the client moves to a read-write server.
+        """
+        connection.read_only = True
+        session_id = request.session_id
+        session = self.state.sessions.get(session_id) if session_id else None
+        if session is not None and session.passwd == request.passwd:
+            passwd = session.passwd
+        elif session_id == 0:
+            session_id = self._next_session
+            self._next_session += 1
+            passwd = os.urandom(16)
+        else:
+            connection.session_refused()
+            return
+        connection.session_ready(session_id, passwd)
 
     def _session_applied(self, connection: Connection, entry: Entry) -> None:
         request = entry.request

@@ -7,13 +7,11 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from ensemble_support import FAST
 from kazoo.client import KazooClient
 from kazoo.retry import KazooRetry
 
 from coord.testing._ensemble import CoordEnsemble
-
-#: Short ticks so sessions expire in a couple of seconds; a tight election timeout.
-FAST = {"tick_time": 250, "heartbeat_interval": 50, "election_timeout": 500}
 
 logging.getLogger("kazoo").setLevel(logging.CRITICAL)
 
