@@ -99,6 +99,7 @@ from coord.protocol import (
     ReplyHeader,
     RequestHeader,
     SetDataRequest,
+    SyncRequest,
     frame,
 )
 
@@ -167,6 +168,8 @@ class LoadSpec:
         procs: Worker processes (capped at ``sessions``).
         data_size: Bytes of node data for getData/setData/create.
         mix_write_percent: Percentage of setData in ``mix`` (integer, 0..100).
+        more_servers: More ``host:port`` addresses (members of the same ensemble);
+            sessions are spread round-robin over ``host:port`` and these.
     """
 
     host: str = "127.0.0.1"
@@ -179,6 +182,15 @@ class LoadSpec:
     procs: int = 1
     data_size: int = 100
     mix_write_percent: int = 10
+    more_servers: tuple[str, ...] = ()
+
+    def server_for(self, node: int) -> tuple[str, int]:
+        """The address session ``node`` connects to (round-robin over all servers)."""
+        servers = [(self.host, self.port)]
+        for address in self.more_servers:
+            host, _, port = address.rpartition(":")
+            servers.append((host.strip("[]"), int(port)))
+        return servers[node % len(servers)]
 
     def normalized(self) -> LoadSpec:
         """The spec as it will run: latency scenarios are 1x1 in one process; procs <=
@@ -607,7 +619,8 @@ async def _worker(
         def factory() -> _Session:
             return _Session(stats, plan, spec.outstanding, create_delete)
 
-        _, session = await loop.create_connection(factory, spec.host, spec.port)
+        host, port = spec.server_for(node)
+        _, session = await loop.create_connection(factory, host, port)
         await session.handshake
         return session
 
@@ -782,6 +795,16 @@ async def _setup(spec: LoadSpec, root: str) -> None:
                     raise RuntimeError(f"create {path}: {_error_name(err)}")
     finally:
         await client.close()
+    for address in spec.more_servers:
+        # Each member has applied the setup before its sessions start (sync, then a read).
+        host, _, port = address.rpartition(":")
+        member = await SimpleClient.connect(host.strip("[]"), int(port))
+        try:
+            err, _ = await member.request(OpCode.SYNC, SyncRequest(root))
+            if err:
+                raise RuntimeError(f"sync on {address}: {_error_name(err)}")
+        finally:
+            await member.close()
 
 
 async def _verify(spec: LoadSpec, root: str, writes: int | None) -> list[str]:
@@ -1175,7 +1198,11 @@ def _argument_parser() -> argparse.ArgumentParser:
         prog="python -m benchmarks.loadgen",
         description="Pipelined load generator for a ZooKeeper-protocol server.",
     )
-    parser.add_argument("--server", default="127.0.0.1:2181", help="host:port")
+    parser.add_argument(
+        "--server",
+        default="127.0.0.1:2181",
+        help="host:port[,host:port...] (members of one ensemble: sessions are spread over them)",
+    )
     parser.add_argument(
         "--scenario",
         nargs="+",
@@ -1214,10 +1241,12 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """
     args = _argument_parser().parse_args(argv)
     out = out or sys.stdout
-    host, port = parse_server(args.server)
-    if not is_loopback(host) and not args.allow_remote:
-        print(f"refusing non-loopback server {host} without --allow-remote", file=sys.stderr)
-        return 2
+    servers = [parse_server(a) for a in args.server.split(",")]
+    for host, _ in servers:
+        if not is_loopback(host) and not args.allow_remote:
+            print(f"refusing non-loopback server {host} without --allow-remote", file=sys.stderr)
+            return 2
+    host, port = servers[0]
     status = 0
     for scenario in _unique(args.scenario):
         spec = LoadSpec(
@@ -1231,6 +1260,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             procs=args.procs,
             data_size=args.data_size,
             mix_write_percent=args.mix_write_percent,
+            more_servers=tuple(f"{h}:{p}" for h, p in servers[1:]),
         )
         try:
             result = run(spec, server_pid=args.server_pid, progress=_stderr)
