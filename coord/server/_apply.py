@@ -79,6 +79,7 @@ from coord.protocol import (
     Reader,
     Record,
     SessionExpiredError,
+    SessionMovedError,
     SetACLRequest,
     SetDataRequest,
     SyncRequest,
@@ -109,6 +110,7 @@ from ._tree import (
 
 __all__ = [
     "ENTRY_NOOP",
+    "ENTRY_SESSION_OWNER",
     "ApplyResult",
     "CreateSession",
     "Entry",
@@ -156,6 +158,9 @@ _ENTRY_HEADER = struct.Struct(">qqqiQ")
 #: Entry type of the empty entry a new ensemble leader commits (Raft's no-op, thesis §5.4.2).
 #: Internal: never sent by a client. Applying it only advances ``last_zxid``.
 ENTRY_NOOP = -100
+#: Entry type that moves a session to the member whose id is the top byte of its tag
+#: (logged when a client reconnects to another ensemble member). Internal.
+ENTRY_SESSION_OWNER = -101
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +287,7 @@ _ENTRY_BODY_TYPES: dict[int, type[Record]] = {
     OpCode.CREATE_SESSION: CreateSession,
     OpCode.CLOSE_SESSION: CloseSessionRequest,
     ENTRY_NOOP: Noop,
+    ENTRY_SESSION_OWNER: Noop,
 }
 
 
@@ -302,6 +308,10 @@ class Session:
     timeout: int
     passwd: bytes
     ephemerals: set[str] = field(default_factory=set)
+    #: Id of the ensemble member the session is attached to (0: any, standalone). Writes
+    #: proposed through another member are refused with SessionMoved, so a write delayed
+    #: on the member a client left cannot overtake the writes it sent after moving.
+    owner: int = 0
 
 
 _Undo = list[Callable[[], None]]
@@ -347,8 +357,15 @@ class StateMachine:
                 return self._reap(entry)
             if op == ENTRY_NOOP:
                 return ApplyResult(0)
-            if entry.session_id not in self.sessions:
+            session = self.sessions.get(entry.session_id)
+            if session is None:
                 raise SessionExpiredError()
+            if op == ENTRY_SESSION_OWNER:
+                session.owner = entry.tag >> 56
+                self.touched_sessions.add(entry.session_id)
+                return ApplyResult(0)
+            if session.owner and entry.tag and entry.tag >> 56 != session.owner:
+                raise SessionMovedError()
             events: list[WatchEvent] = []
             if op == OpCode.MULTI:
                 assert isinstance(entry.request, MultiRequest)
@@ -633,14 +650,19 @@ class StateMachine:
     def _create_session(self, entry: Entry) -> ApplyResult:
         request = entry.request
         assert isinstance(request, CreateSession)
-        self.sessions[entry.session_id] = Session(entry.session_id, request.timeout, request.passwd)
+        self.sessions[entry.session_id] = Session(
+            entry.session_id, request.timeout, request.passwd, owner=entry.tag >> 56
+        )
         self.touched_sessions.add(entry.session_id)
         return ApplyResult(0)
 
     def _close_session(self, entry: Entry) -> ApplyResult:
-        session = self.sessions.pop(entry.session_id, None)
+        session = self.sessions.get(entry.session_id)
         if session is None:
             raise SessionExpiredError()
+        if session.owner and entry.tag and entry.tag >> 56 != session.owner:
+            raise SessionMovedError()
+        del self.sessions[entry.session_id]
         events: list[WatchEvent] = []
         for path in sorted(session.ephemerals, reverse=True):
             node = self.nodes.get(path)

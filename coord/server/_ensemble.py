@@ -403,11 +403,14 @@ class Replicator:
             while queue:
                 p = queue.popleft()
                 index += 1
-                tag = self._next_tag()
+                # The server's own proposals (expiry, reaping) carry no tag: no one waits
+                # for them, and they act on any member's sessions.
+                tag = self._next_tag() if p.connection is not None else 0
                 entry = p.entry = Entry(
                     high | index, now, p.session_id, p.op, p.request, p.auth, p.body, tag
                 )
-                pending[tag] = p
+                if tag:
+                    pending[tag] = p
                 raws.append(entry.encode())
             raft.propose(raws)
             return
@@ -418,13 +421,14 @@ class Replicator:
         tags = []
         while queue:
             p = queue.popleft()
-            tag = self._next_tag()
+            tag = self._next_tag() if p.connection is not None else 0
             entry = p.entry = Entry(0, 0, p.session_id, p.op, p.request, p.auth, p.body, tag)
             raw = entry.encode()
             parts.append(_U32.pack(len(raw)))
             parts.append(raw)
-            pending[tag] = p
-            tags.append(tag)
+            if tag:
+                pending[tag] = p
+                tags.append(tag)
         self.inflight.append((leader, self.network.generation[leader], tags))
         self.network.send(leader, frame(FRAME_FORWARD, _COUNT.pack(len(tags)) + b"".join(parts)))
 

@@ -29,6 +29,7 @@ __all__ = ["decode_node", "decode_session", "encode_node", "encode_session", "lo
 _NODE_V1 = 1
 _NODE_FIXED = struct.Struct(">BqqqqqiiiqB")  # version, 5 longs, 3 ints, owner, has-data
 _SESSION = struct.Struct(">Bi")
+_SESSION_V2 = struct.Struct(">BiB")
 
 
 def encode_node(node: Node) -> bytes:
@@ -105,14 +106,17 @@ def decode_node(record: bytes, acls: dict[tuple[ACL, ...], tuple[ACL, ...]] | No
 
 
 def encode_session(session: Session) -> bytes:
-    """A session's record: its timeout and password."""
-    return _SESSION.pack(1, session.timeout) + session.passwd
+    """A session's record: its timeout, owner (ensemble member id) and password."""
+    return _SESSION_V2.pack(2, session.timeout, session.owner) + session.passwd
 
 
 def decode_session(session_id: int, record: bytes) -> Session:
-    """Inverse of :func:`encode_session`."""
+    """Inverse of :func:`encode_session` (version 1 records have no owner)."""
+    if len(record) >= _SESSION_V2.size and record[0] == 2:
+        _, timeout, owner = _SESSION_V2.unpack_from(record)
+        return Session(session_id, timeout, bytes(record[_SESSION_V2.size :]), owner=owner)
     if len(record) < _SESSION.size or record[0] != 1:
-        raise ProtocolError("not a version-1 session record")
+        raise ProtocolError("not a version-1 or version-2 session record")
     _, timeout = _SESSION.unpack_from(record)
     return Session(session_id, timeout, bytes(record[_SESSION.size :]))
 

@@ -81,7 +81,7 @@ from coord.protocol._jute import INT, REPLY_HEADER, write_string
 from coord.protocol._records import REQUEST_TYPES
 
 from ._acl import AclPolicy, PeerInfo
-from ._apply import ApplyResult, CreateSession, Entry, StateMachine
+from ._apply import ENTRY_SESSION_OWNER, ApplyResult, CreateSession, Entry, Noop, StateMachine
 from ._config import ServerConfig
 from ._ensemble import Replicator
 from ._failpoints import _armed, failpoint
@@ -852,6 +852,16 @@ class Server:
             old.kick()
         self.by_session[session_id] = connection
         self.tracker.add(session_id, timeout, now_ms())
+        replicator = self.replicator
+        if replicator is not None:
+            replicator.touch(session_id)
+            if session.owner != self.config.server_id:
+                # The session moves here: log it, and answer once that is applied, so
+                # nothing the client sent through its old member can come after.
+                connection.session_id = session_id
+                slot = _Slot(0, ENTRY_SESSION_OWNER, None)
+                self._propose(session_id, ENTRY_SESSION_OWNER, Noop(), (), connection, slot)
+                return
         connection.session_ready(session_id, session.passwd)
 
     def read_only_session(self, connection: Connection, request: ConnectRequest) -> None:
@@ -1163,6 +1173,12 @@ class Server:
             return
         if op == OpCode.CREATE_SESSION:
             self._session_applied(connection, entry)
+        elif op == ENTRY_SESSION_OWNER:
+            session = self.state.sessions.get(entry.session_id)
+            if result.err or session is None or connection.closing:
+                connection.session_refused()
+            else:
+                connection.session_ready(entry.session_id, session.passwd)
         elif slot is not None:
             connection.applied(slot, entry.zxid, result)
 
