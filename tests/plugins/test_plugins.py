@@ -91,9 +91,10 @@ def test_load_plugins_registers_builtins_through_the_hooks() -> None:
     """The built-ins are plugins like any other: found only through the hooks."""
     config = ServerConfig(super_digest=digest_id("super", "pw"))
     pm = load_plugins(config, entry_points=False)
-    assert [name for name, _ in list_plugins(pm)] == BUILTINS
+    assert [info.name for info in list_plugins(pm)] == BUILTINS
     assert all(
-        source.startswith("built-in (coord.plugins.builtin.") for _, source in list_plugins(pm)
+        info.source.startswith("built-in (coord.plugins.builtin.") and info.enabled
+        for info in list_plugins(pm)
     )
 
     assert isinstance(storage_backend(pm, "memory"), MemoryBackend)
@@ -117,7 +118,9 @@ def test_load_plugins_extra_plugin_object_provides_an_auth_scheme() -> None:
     schemes = auth_schemes(pm, ServerConfig())
     assert set(schemes) == {"world", "digest", "ip", "token"}
     assert isinstance(schemes["token"], FakeScheme)
-    assert ("token_plugin", "registered directly (token_plugin)") in list_plugins(pm)
+    assert ("token_plugin", "registered directly (token_plugin)") in [
+        (info.name, info.source) for info in list_plugins(pm)
+    ]
 
 
 def test_load_plugins_plugin_registered_later_is_found() -> None:
@@ -178,7 +181,7 @@ def test_load_plugins_hookimpl_with_unknown_argument_is_an_error() -> None:
         __name__ = "bad_args"
 
         @hookimpl
-        def coord_transports(self, config: ServerConfig) -> list[Transport]:
+        def coord_transports(self, config: ServerConfig, tls: bool) -> list[Transport]:
             return []
 
     with pytest.raises(PluginError, match=r"bad_args.*invalid"):
@@ -199,7 +202,7 @@ def test_load_plugins_disabling_unknown_plugin_lists_the_loaded_ones() -> None:
 def test_load_plugins_disabled_builtin_is_not_registered() -> None:
     pm = load_plugins(ServerConfig(plugins_disabled=("builtin.tcp",)), entry_points=False)
     assert transports(pm) == []
-    assert ("builtin.tcp", "disabled") in list_plugins(pm)
+    assert ("builtin.tcp", "disabled") in [(i.name, i.state) for i in list_plugins(pm)]
 
 
 def test_storage_backend_unknown_name_lists_available() -> None:
@@ -313,10 +316,12 @@ def installed_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
 
 
 def test_load_plugins_discovers_entry_point_plugins(installed_plugin: tuple[str, str]) -> None:
-    ep_name, _module = installed_plugin
+    ep_name, module = installed_plugin
     pm = load_plugins(ServerConfig())
     assert "example" in auth_schemes(pm, ServerConfig())
-    assert (ep_name, "coord-example-plugin 1.2.3 (entry point)") in list_plugins(pm)
+    (info,) = [i for i in list_plugins(pm) if i.name == ep_name]
+    assert info.source == f"coord-example-plugin 1.2.3 (entry point {ep_name} = {module})"
+    assert (info.version, info.state, info.hooks) == ("1.2.3", "enabled", ("coord_auth_schemes",))
 
 
 def test_load_plugins_disabled_entry_point_is_never_imported(
@@ -326,7 +331,7 @@ def test_load_plugins_disabled_entry_point_is_never_imported(
     pm = load_plugins(ServerConfig(plugins_disabled=(ep_name,)))
     assert "example" not in auth_schemes(pm, ServerConfig())
     assert module not in sys.modules
-    assert (ep_name, "disabled") in list_plugins(pm)
+    assert (ep_name, "disabled") in [(i.name, i.state) for i in list_plugins(pm)]
 
 
 def test_load_plugins_entry_point_failing_to_import_is_named(
