@@ -1,0 +1,314 @@
+"""The ACL matrix: every operation x every permission x every scheme, on coord and on
+Apache ZooKeeper (differential).
+
+Both servers are configured alike for this module: a superuser digest (``super_digest`` /
+``-Dzookeeper.DigestAuthenticationProvider.superDigest``) and a SASL DIGEST-MD5 user
+``bob`` (``sasl_users`` / a JAAS ``Server`` section with ``user_bob``, plus the ``sasl``
+auth provider). For each scheme a node's ACL grants exactly one permission (or none) to the
+scheme's identity of a "subject" session, and every operation is tried by that session;
+each outcome is compared with the rule (the permission each operation needs, as
+ZooKeeper's ``PrepRequestProcessor`` and ``FinalRequestProcessor`` check it):
+
+- create (and create in a multi) needs CREATE on the parent, delete DELETE on the parent;
+- getData, getChildren and check (in a multi) need READ; setData WRITE; setACL ADMIN;
+- getACL needs READ or ADMIN;
+- exists needs READ on coord (ZooKeeper 3.9's rule); ZooKeeper 3.8 checks nothing;
+- sync checks nothing on ZooKeeper 3.8; coord checks nothing either;
+- reconfig is ReconfigDisabled whatever the ACL (standalone, reconfig disabled);
+- a superuser passes every check.
+
+One server and one subject session per scheme and target; nodes are fresh per test.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from compat_support import error_name, kazoo_client
+from kazoo.client import KazooClient
+from kazoo.security import ACL, Id, Permissions
+
+from coord.server import digest_id
+from coord.testing import CoordServerThread, ZooKeeperProcess, require_zookeeper
+
+SUPER_PASSWORD = "super-secret"
+SUPER_DIGEST = digest_id("super", SUPER_PASSWORD)
+SASL_USER, SASL_PASSWORD = "bob", "bobsecret"
+ALICE = digest_id("alice", "secret")
+MALLORY = digest_id("mallory", "pw")
+
+READ, WRITE, CREATE, DELETE, ADMIN = (
+    Permissions.READ,
+    Permissions.WRITE,
+    Permissions.CREATE,
+    Permissions.DELETE,
+    Permissions.ADMIN,
+)
+PERMISSIONS = {"READ": READ, "WRITE": WRITE, "CREATE": CREATE, "DELETE": DELETE, "ADMIN": ADMIN}
+#: Permission cases: one permission each, and none at all.
+CASES = {**PERMISSIONS, "none": 0}
+
+#: What each operation needs; 0 = no check; None = not decided by the ACL.
+NEEDS: dict[str, int | None] = {
+    "getData": READ,
+    "exists": READ,
+    "getChildren": READ,
+    "getACL": READ | ADMIN,
+    "setData": WRITE,
+    "setACL": ADMIN,
+    "create": CREATE,
+    "delete": DELETE,
+    "multi.create": CREATE,
+    "multi.setData": WRITE,
+    "multi.check": READ,
+    "multi.delete": DELETE,
+    "sync": 0,
+    "reconfig": None,
+}
+
+JAAS = f"""Server {{
+    org.apache.zookeeper.server.auth.DigestLoginModule required
+    user_{SASL_USER}="{SASL_PASSWORD}";
+}};
+"""
+
+
+@dataclass
+class Target:
+    kind: str
+    address: str
+
+
+@pytest.fixture(scope="module")
+def coord_secure() -> Iterator[CoordServerThread]:
+    with CoordServerThread(
+        tick_time=500,
+        super_digest=SUPER_DIGEST,
+        sasl_users=(f"{SASL_USER}={SASL_PASSWORD}",),
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def zookeeper_secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperProcess]:
+    require_zookeeper()
+    jaas = tmp_path_factory.mktemp("jaas") / "jaas.conf"
+    jaas.write_text(JAAS)
+    with ZooKeeperProcess(
+        tick_time=500,
+        extra_config={
+            "authProvider.1": "org.apache.zookeeper.server.auth.SASLAuthenticationProvider"
+        },
+        system_properties={
+            "zookeeper.DigestAuthenticationProvider.superDigest": SUPER_DIGEST,
+            "java.security.auth.login.config": str(jaas),
+        },
+    ) as zk:
+        yield zk
+
+
+@pytest.fixture(scope="module", params=["coord", "zookeeper"])
+def secure(request: pytest.FixtureRequest) -> Target:
+    if request.param == "coord":
+        server: CoordServerThread = request.getfixturevalue("coord_secure")
+        return Target("coord", server.address)
+    zk: ZooKeeperProcess = request.getfixturevalue("zookeeper_secure")
+    return Target("zookeeper", zk.address)
+
+
+@pytest.fixture(scope="module")
+def sessions(secure: Target) -> Iterator[Callable[..., KazooClient]]:
+    """Started kazoo sessions of ``secure``, cached by their credentials for the module."""
+    cache: dict[str, KazooClient] = {}
+    with ExitStack() as stack:
+
+        def get(key: str, **kwargs: Any) -> KazooClient:
+            if key not in cache:
+                cache[key] = stack.enter_context(kazoo_client(secure.address, **kwargs))
+            return cache[key]
+
+        yield get
+
+
+def super_session(sessions: Callable[..., KazooClient]) -> KazooClient:
+    return sessions("super", auth_data=[("digest", f"super:{SUPER_PASSWORD}")])
+
+
+def alice_session(sessions: Callable[..., KazooClient]) -> KazooClient:
+    return sessions("alice", auth_data=[("digest", "alice:secret")])
+
+
+def sasl_session(sessions: Callable[..., KazooClient]) -> KazooClient:
+    options = {"mechanism": "DIGEST-MD5", "username": SASL_USER, "password": SASL_PASSWORD}
+    return sessions("sasl", sasl_options=options)
+
+
+@dataclass
+class Scheme:
+    """How a scheme is exercised: the subject's session, the id it is granted, and the id
+    of somebody else (for the ``none`` case)."""
+
+    subject: Callable[[Callable[..., KazooClient]], KazooClient]
+    granted: Id | None  # None: the ``auth`` pseudo-scheme, written by the subject itself
+    other: Id
+    superuser: bool = False
+
+
+SCHEMES = {
+    "world": Scheme(lambda s: s("anonymous"), Id("world", "anyone"), Id("digest", MALLORY)),
+    "digest": Scheme(alice_session, Id("digest", ALICE), Id("digest", MALLORY)),
+    "auth": Scheme(alice_session, None, Id("digest", MALLORY)),
+    "ip": Scheme(lambda s: s("anonymous"), Id("ip", "127.0.0.1"), Id("ip", "10.0.0.1")),
+    "ip-cidr": Scheme(lambda s: s("anonymous"), Id("ip", "127.0.0.0/8"), Id("ip", "10.0.0.0/8")),
+    "sasl": Scheme(sasl_session, Id("sasl", SASL_USER), Id("sasl", "mallory")),
+    "super": Scheme(super_session, Id("digest", MALLORY), Id("digest", MALLORY), superuser=True),
+}
+
+
+def _commit(zk: KazooClient, build: Callable[[Any], None]) -> None:
+    """Run a one-op multi; raise the op's error as kazoo reports it."""
+    transaction = zk.transaction()
+    build(transaction)
+    for result in transaction.commit():
+        if isinstance(result, Exception):
+            raise result
+
+
+def _operations(zk: KazooClient, path: str, acl: list[ACL]) -> dict[str, Callable[[], object]]:
+    """Each operation on node ``path`` (reads first: the writes change the node); setACL
+    writes the node's own ``acl`` back, so it changes nothing the others see."""
+    return {
+        "getData": lambda: zk.get(path),
+        "exists": lambda: zk.exists(path),
+        "getChildren": lambda: zk.get_children(path),
+        "getACL": lambda: zk.get_acls(path),
+        "multi.check": lambda: _commit(zk, lambda t: t.check(path, 0)),
+        "sync": lambda: zk.sync(path),
+        "reconfig": lambda: zk.reconfig(joining=None, leaving="9", new_members=None),
+        "setData": lambda: zk.set(path, b"changed"),
+        "multi.setData": lambda: _commit(zk, lambda t: t.set_data(path, b"again")),
+        "create": lambda: zk.create(path + "/new"),
+        "multi.create": lambda: _commit(zk, lambda t: t.create(path + "/new2")),
+        "delete": lambda: zk.delete(path + "/existing"),
+        "multi.delete": lambda: _commit(zk, lambda t: t.delete(path + "/existing2")),
+        "setACL": lambda: zk.set_acls(path, acl),
+    }
+
+
+def expected(target: Target, scheme: Scheme, perms: int, op: str) -> str:
+    needs = NEEDS[op]
+    if op == "reconfig":
+        return "ReconfigDisabledError"
+    if target.kind == "zookeeper" and op == "exists":
+        needs = 0  # ZooKeeper 3.8 checks no ACL on exists (3.9 and coord check READ)
+    if scheme.superuser or needs == 0 or (needs or 0) & perms:
+        return "ok"
+    return "NoAuthError"
+
+
+@pytest.mark.parametrize("scheme_name", list(SCHEMES))
+def test_acl_matrix(
+    secure: Target, sessions: Callable[..., KazooClient], root: str, scheme_name: str
+) -> None:
+    """Each operation succeeds exactly when the node's ACL grants its permission to one of
+    the session's identities (or the session is a superuser); otherwise NoAuth."""
+    scheme = SCHEMES[scheme_name]
+    admin = super_session(sessions)
+    subject = scheme.subject(sessions)
+    admin.create(root)
+    outcomes: dict[tuple[str, str], str] = {}
+    wanted: dict[tuple[str, str], str] = {}
+    for case, perms in CASES.items():
+        path = f"{root}/{case}"
+        admin.create(path, b"data")
+        admin.create(path + "/existing")
+        admin.create(path + "/existing2")
+        if scheme.granted is None:  # the auth pseudo-scheme, expanded for the subject
+            acl = [ACL(perms, Id("auth", ""))] if perms else [ACL(ADMIN, scheme.other)]
+            subject.set_acls(path, acl)
+        else:
+            granted = scheme.granted if perms else scheme.other
+            acl = [ACL(perms or Permissions.ALL, granted)]
+            admin.set_acls(path, acl)
+        stored = admin.get_acls(path)[0]
+        for op, run in _operations(subject, path, stored).items():
+            outcomes[(case, op)] = error_name(run)
+            wanted[(case, op)] = expected(secure, scheme, perms, op)
+    assert outcomes == wanted
+
+
+def test_acl_matrix_sasl_wrong_password_fails(secure: Target) -> None:
+    """A SASL DIGEST-MD5 login with a wrong password is refused (AuthFailed) and the
+    session ends, on both servers alike."""
+    options = {"mechanism": "DIGEST-MD5", "username": SASL_USER, "password": "wrong"}
+    client = KazooClient(hosts=secure.address, timeout=5.0, sasl_options=options)
+    try:
+        started = error_name(lambda: client.start(timeout=10))
+        attempt = error_name(lambda: client.create("/sasl-should-not-exist"))
+        # kazoo's start() returns; the server's AuthFailed reply ends the session.
+        assert (started, attempt, client.state) == ("ok", "AuthFailedError", "LOST")
+    finally:
+        client.stop()
+        client.close()
+
+
+def test_acl_matrix_sasl_id_validation(
+    secure: Target, sessions: Callable[..., KazooClient], root: str
+) -> None:
+    """sasl ACL ids are Kerberos-style names: ``a@b@c`` is InvalidACL on both servers."""
+    admin = super_session(sessions)
+    admin.create(root)
+    outcomes = {}
+    for ident in ("bob", "zk/host@EXAMPLE.COM", "user@REALM", "a@b@c", "a/b/c@R"):
+        outcomes[ident] = error_name(
+            lambda ident=ident: admin.create(
+                f"{root}/{len(outcomes)}", acl=[ACL(31, Id("sasl", ident))]
+            )
+        )
+    assert outcomes == {
+        "bob": "ok",
+        "zk/host@EXAMPLE.COM": "ok",
+        "user@REALM": "ok",
+        "a@b@c": "InvalidACLError",
+        "a/b/c@R": "InvalidACLError",
+    }
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback")
+def test_acl_ip_ipv6_cidr_on_coord() -> None:
+    """coord only (ZooKeeper 3.8 rejects IPv6 ids): a client on ::1 matches ip ACLs by
+    IPv6 address and prefix, never IPv4 ones."""
+    with CoordServerThread(host="::1") as server, kazoo_client(f"[::1]:{server.port}") as zk:
+        zk.create("/v6")
+        cases = {
+            "::1": "ok",
+            "::1/128": "ok",
+            "::/0": "ok",
+            "::0:1/127": "ok",
+            "2001:db8::/32": "NoAuthError",
+            "::2/128": "NoAuthError",
+            "127.0.0.1": "NoAuthError",
+            "0.0.0.0/0": "NoAuthError",
+        }
+        outcomes = {}
+        for n, ident in enumerate(cases):
+            path = f"/v6/{n}"
+            zk.create(
+                path, b"x", acl=[ACL(READ, Id("ip", ident)), ACL(ADMIN, Id("world", "anyone"))]
+            )
+            outcomes[ident] = error_name(lambda path=path: zk.get(path))
+        assert outcomes == cases
