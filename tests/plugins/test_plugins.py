@@ -374,3 +374,151 @@ async def test_MemoryBackend_opens_a_new_empty_store_each_time(tmp_path: Path) -
     assert store.closed
     with pytest.raises(StoreError, match="closed"):
         await store.write(StoreBatch(entries=[(2, b"y")]))
+
+
+# --- settings, enabling, hookspec versions ----------------------------------------------
+
+
+class Configurable:
+    """A plugin with settings: validates them, and its factory receives them."""
+
+    __name__ = "configurable"
+
+    def __init__(self) -> None:
+        self.validated: list[dict[str, object]] = []
+
+    @hookimpl
+    def coord_validate_settings(self, settings: dict[str, object]) -> None:
+        self.validated.append(dict(settings))
+        if "scheme" in settings and not isinstance(settings["scheme"], str):
+            raise ValueError("scheme must be a string")
+
+    @hookimpl
+    def coord_auth_schemes(self, settings: dict[str, object]) -> list[FakeScheme]:
+        return [FakeScheme(str(settings.get("scheme", "token")))]
+
+
+def test_plugin_settings_are_validated_then_given_to_the_factories() -> None:
+    plugin = Configurable()
+    config = ServerConfig(plugin_settings={"configurable": {"scheme": "bearer"}})
+    pm = load_plugins(config, plugins=[plugin], entry_points=False)
+    assert plugin.validated == [{"scheme": "bearer"}]
+    assert "bearer" in auth_schemes(pm, config)
+
+
+def test_plugin_settings_validator_gets_an_empty_table_without_settings() -> None:
+    plugin = Configurable()
+    load_plugins(ServerConfig(), plugins=[plugin], entry_points=False)
+    assert plugin.validated == [{}]
+
+
+def test_plugin_settings_rejected_by_the_plugin_name_it() -> None:
+    config = ServerConfig(plugin_settings={"configurable": {"scheme": 3}})
+    with pytest.raises(
+        PluginError,
+        match=r"plugin 'configurable' rejects its settings \(\[plugins.configurable\]\): "
+        "scheme must be a string",
+    ):
+        load_plugins(config, plugins=[Configurable()], entry_points=False)
+
+
+def test_plugin_settings_for_an_unknown_plugin_suggest_the_closest() -> None:
+    config = ServerConfig(plugin_settings={"configurabel": {}})
+    with pytest.raises(PluginError) as info:
+        load_plugins(config, plugins=[Configurable()], entry_points=False)
+    message = str(info.value)
+    assert "settings [plugins.configurabel] name unknown plugin 'configurabel'" in message
+    assert "did you mean [plugins.configurable]?" in message
+
+
+def test_plugin_settings_for_a_plugin_without_validator_are_an_error() -> None:
+    config = ServerConfig(plugin_settings={"builtin.tcp": {"port": 1}})
+    with pytest.raises(PluginError, match=r"'builtin.tcp' accepts no settings"):
+        load_plugins(config, entry_points=False)
+
+
+def test_plugin_settings_for_a_disabled_plugin_are_an_error() -> None:
+    config = ServerConfig(plugins_disabled=("configurable",), plugin_settings={"configurable": {}})
+    with pytest.raises(PluginError, match=r"which is disabled; remove the table"):
+        load_plugins(config, plugins=[Configurable()], entry_points=False)
+
+
+def test_plugins_enabled_unknown_name_is_an_error() -> None:
+    with pytest.raises(PluginError, match=r"plugins_enabled names unknown plugin 'tokn'"):
+        load_plugins(ServerConfig(plugins_enabled=("tokn",)), entry_points=False)
+
+
+def test_plugins_enabled_leaves_out_other_entry_point_plugins(
+    installed_plugin: tuple[str, str],
+) -> None:
+    ep_name, module = installed_plugin
+    pm = load_plugins(ServerConfig(plugins_enabled=("builtin.tcp",)))
+    assert module not in sys.modules
+    assert "example" not in auth_schemes(pm, ServerConfig())
+    (info,) = [i for i in list_plugins(pm) if i.name == ep_name]
+    assert (info.state, info.enabled, info.hooks) == ("not enabled", False, ())
+    assert transports(pm)  # built-ins are not affected by plugins_enabled
+
+
+def test_plugin_needing_a_newer_hookspec_is_refused() -> None:
+    class Future:
+        __name__ = "future"
+        COORD_HOOKSPEC_VERSION = coord.plugins.HOOKSPEC_VERSION + 1
+
+    with pytest.raises(PluginError, match=r"plugin 'future' needs coord hookspec version"):
+        load_plugins(ServerConfig(), plugins=[Future()], entry_points=False)
+
+    class Current:
+        __name__ = "current"
+        COORD_HOOKSPEC_VERSION = coord.plugins.HOOKSPEC_VERSION
+
+    load_plugins(ServerConfig(), plugins=[Current()], entry_points=False)
+
+
+def test_list_plugins_reports_version_hooks_and_state() -> None:
+    pm = load_plugins(ServerConfig(plugins_disabled=("builtin.rocksdb_store",)), entry_points=False)
+    rows = {info.name: info for info in list_plugins(pm)}
+    assert rows["builtin.auth"].hooks == ("coord_auth_schemes",)
+    assert rows["builtin.auth"].version == coord.__version__
+    assert rows["builtin.rocksdb_store"].state == "disabled"
+    assert rows["builtin.tcp"].enabled
+
+
+def test_config_plugins_table_in_toml(tmp_path: Path) -> None:
+    from coord.server._config import ConfigError, load_config
+
+    path = tmp_path / "c.toml"
+    path.write_text(
+        textwrap.dedent(
+            """
+            [plugins]
+            enabled = ["token_auth"]
+            disabled = ["builtin.rocksdb_store"]
+
+            [plugins.token_auth]
+            public_keys = ["k1"]
+            leeway = 5
+            """
+        )
+    )
+    config = load_config(file=path)
+    assert config.plugins_enabled == ("token_auth",)
+    assert config.plugins_disabled == ("builtin.rocksdb_store",)
+    assert config.plugin_settings == {"token_auth": {"public_keys": ["k1"], "leeway": 5}}
+
+    path.write_text("[plugins]\ndisable = ['x']\n")
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown key 'disable' in the \[plugins\] table.*"
+        r"did you mean 'disabled'",
+    ):
+        load_config(file=path)
+    path.write_text("plugins_disabled = ['a']\n[plugins]\ndisabled = ['b']\n")
+    with pytest.raises(ConfigError, match="twice"):
+        load_config(file=path)
+    env = {"COORD_PLUGIN_SETTINGS": '{"token_auth": {"leeway": 1}}'}
+    assert load_config(env=env).plugin_settings == {"token_auth": {"leeway": 1}}
+    with pytest.raises(ConfigError, match="JSON object"):
+        load_config(env={"COORD_PLUGIN_SETTINGS": "[1]"})
+    with pytest.raises(ConfigError, match="both name"):
+        ServerConfig(plugins_enabled=("a",), plugins_disabled=("a",))
