@@ -17,6 +17,10 @@ ZooKeeper's ``PrepRequestProcessor`` and ``FinalRequestProcessor`` check it):
 - reconfig is ReconfigDisabled whatever the ACL (standalone, reconfig disabled);
 - a superuser passes every check.
 
+Requests kazoo does not send (getChildren2, getAllChildrenNumber, getEphemerals,
+addWatch, whoAmI, multiRead, create2, createContainer, createTTL) are sent over the raw
+protocol by a digest-authenticated session, for every permission.
+
 One server and one subject session per scheme and target; nodes are fresh per test.
 """
 
@@ -29,10 +33,28 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from compat_support import error_name, kazoo_client
+from compat_support import RawClient, error_name, kazoo_client
 from kazoo.client import KazooClient
 from kazoo.security import ACL, Id, Permissions
 
+from coord.protocol import ACL as CoordACL
+from coord.protocol import (
+    AddWatchRequest,
+    AuthPacket,
+    CreateRequest,
+    CreateTTLRequest,
+    ErrorCode,
+    GetAllChildrenNumberRequest,
+    GetChildrenRequest,
+    GetDataRequest,
+    GetEphemeralsRequest,
+    MultiOp,
+    MultiRequest,
+    OpCode,
+    Reader,
+    WhoAmIRequest,
+)
+from coord.protocol import Id as CoordId
 from coord.server import digest_id
 from coord.testing import CoordServerThread, ZooKeeperProcess, require_zookeeper
 
@@ -312,3 +334,69 @@ def test_acl_ip_ipv6_cidr_on_coord() -> None:
             )
             outcomes[ident] = error_name(lambda path=path: zk.get(path))
         assert outcomes == cases
+
+
+# --- requests kazoo does not send, over the raw protocol --------------------------------
+
+
+def _raw_operations(path: str) -> dict[str, tuple[int, Any]]:
+    open_acl = (CoordACL(31, CoordId("world", "anyone")),)
+    return {
+        "getChildren2": (OpCode.GET_CHILDREN2, GetChildrenRequest(path, False)),
+        "getAllChildrenNumber": (OpCode.GET_ALL_CHILDREN_NUMBER, GetAllChildrenNumberRequest(path)),
+        "getEphemerals": (OpCode.GET_EPHEMERALS, GetEphemeralsRequest(path)),
+        "addWatch": (OpCode.ADD_WATCH, AddWatchRequest(path, 0)),
+        "whoAmI": (OpCode.WHO_AM_I, WhoAmIRequest()),
+        "multiRead.getData": (
+            OpCode.MULTI_READ,
+            MultiRequest((MultiOp(OpCode.GET_DATA, GetDataRequest(path, False)),)),
+        ),
+        "create2": (OpCode.CREATE2, CreateRequest(path + "/c2", b"", open_acl, 0)),
+        "createContainer": (OpCode.CREATE_CONTAINER, CreateRequest(path + "/cc", b"", open_acl, 4)),
+        "createTTL": (OpCode.CREATE_TTL, CreateTTLRequest(path + "/ct", b"", open_acl, 5, 60000)),
+    }
+
+
+#: What each raw request needs (both servers agree; addWatch and getEphemerals check no ACL).
+RAW_NEEDS = {
+    "getChildren2": READ,
+    "getAllChildrenNumber": READ,
+    "getEphemerals": 0,
+    "addWatch": 0,
+    "whoAmI": 0,
+    "multiRead.getData": READ,
+    "create2": CREATE,
+    "createContainer": CREATE,
+    "createTTL": CREATE,
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_acl_matrix_raw_requests(
+    secure: Target, sessions: Callable[..., KazooClient], root: str, case: str
+) -> None:
+    """Requests kazoo does not send, by a digest-authenticated raw session: each needs
+    its permission on the node (create*: on the parent); multiRead reports NoAuth per op."""
+    admin = super_session(sessions)
+    perms = CASES[case]
+    grantee = Id("digest", ALICE if perms else MALLORY)
+    admin.create(root, b"data", acl=[ACL(perms or Permissions.ALL, grantee)])
+    host, port = secure.address.rsplit(":", 1)
+    outcomes: dict[str, str] = {}
+    with RawClient(host, int(port)) as raw:
+        auth = raw.call(OpCode.AUTH, AuthPacket(0, "digest", b"alice:secret"), xid=-4)
+        assert auth.header.err == 0
+        for name, (op, request) in _raw_operations(root).items():
+            reply = raw.call(op, request)
+            err = reply.header.err
+            if op == OpCode.MULTI_READ and err == 0:
+                reader = Reader(reply.body)
+                if reader.read_int() == -1:  # MultiHeader(type=-1 error, done, err)
+                    reader.read_bool()
+                    reader.read_int()
+                    err = reader.read_int()
+            outcomes[name] = "ok" if err == 0 else ErrorCode(err).name
+    assert outcomes == {
+        name: "ok" if needs == 0 or needs & perms else "NO_AUTH"
+        for name, needs in RAW_NEEDS.items()
+    }
