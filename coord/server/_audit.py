@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from coord.plugins._manager import notify_audit_event
 from coord.protocol import ErrorCode, Id, OpCode
 
 if TYPE_CHECKING:
@@ -156,8 +157,6 @@ class Auditor:
             return
         audit_log.info("%s", event.line())
         if self.plugins is not None:
-            from coord.plugins._manager import notify_audit_event
-
             notify_audit_event(self.plugins, event)
 
     def request(

@@ -51,11 +51,15 @@ SERVICE: Final = "zookeeper"
 
 _NULL_TOKEN: Final = b"\xff\xff\xff\xff"
 # One directive: name=value or name="quoted value" (backslash escapes inside quotes).
-_DIRECTIVE = re.compile(rb'\s*([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,"]*?))\s*(?:,|$)')
+_DIRECTIVE = re.compile(rb'\s*([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"\s*|([^,"]*))(?:,|$)')
+#: RFC 2831 2.1.2: "The size of a digest-response is less than 4096 bytes."
+MAX_RESPONSE = 4096
 
 
 def _parse(token: bytes) -> dict[str, bytes]:
     """The directives of a DIGEST-MD5 message; AuthFailedError if malformed or repeated."""
+    if len(token) >= MAX_RESPONSE:
+        raise AuthFailedError("DIGEST-MD5 response too long")
     out: dict[str, bytes] = {}
     pos = 0
     while pos < len(token):
@@ -64,7 +68,7 @@ def _parse(token: bytes) -> dict[str, bytes]:
             raise AuthFailedError("malformed DIGEST-MD5 response")
         name = match.group(1).decode("ascii").lower()
         quoted, plain = match.group(2), match.group(3)
-        value = re.sub(rb"\\(.)", rb"\1", quoted) if quoted is not None else plain or b""
+        value = re.sub(rb"\\(.)", rb"\1", quoted) if quoted is not None else (plain or b"").strip()
         if name in out:
             raise AuthFailedError(f"DIGEST-MD5 directive {name!r} given twice")
         out[name] = value

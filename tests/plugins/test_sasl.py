@@ -105,6 +105,23 @@ def test_DigestMD5Server_rejects_tampered_responses(change: Any, why: str) -> No
     assert not server.complete
 
 
+def test_DigestMD5Server_bounds_the_work_on_hostile_responses() -> None:
+    """Responses are parsed in linear time and limited to RFC 2831's 4096 bytes."""
+    import time
+
+    for hostile in (b"a=" + b" " * 4000 + b"x", b'a="' + b"\\" * 1990, b"a=b," * 1000):
+        server = DigestMD5Server(USERS, "nonce-1234567890")
+        server.evaluate(b"")
+        started = time.perf_counter()
+        with pytest.raises(AuthFailedError):
+            server.evaluate(hostile)
+        assert time.perf_counter() - started < 0.5
+    server = DigestMD5Server(USERS, "nonce-1234567890")
+    server.evaluate(b"")
+    with pytest.raises(AuthFailedError, match="too long"):
+        server.evaluate(b"x" * 5000)
+
+
 def test_DigestMD5Server_rejects_initial_response_and_extra_steps() -> None:
     with pytest.raises(AuthFailedError, match="no initial response"):
         DigestMD5Server(USERS, "n").evaluate(b"username=bob")
