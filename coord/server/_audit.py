@@ -70,7 +70,8 @@ class AuditEvent:
     Attributes:
         time: wall-clock time of the event, seconds since the epoch.
         operation: ``create``, ``delete``, ``setData``, ``setAcl``, ``multi``,
-            ``closeSession``, ``addauth``, ``sasl``, ``serverStart``, ``serverStop`` ...
+            ``closeSession``, ``expireSession``, ``addauth``, ``sasl``, ``serverStart``,
+            ``serverStop`` ...
         result: ``allowed``, ``denied`` or ``error``.
         session: the session id (0 before a session exists, and for server events).
         client: the client's ``host:port`` ("" for server events).
@@ -209,6 +210,16 @@ class Auditor:
                 ids=tuple(f"{i.scheme}:{i.id}" for i in ids),
                 error="" if ok else "AUTH_FAILED",
                 detail=scheme,
+            )
+        )
+
+    def session_expired(self, session_id: int) -> None:
+        """The server closes a session itself (expiry): its ephemeral nodes go."""
+        if not self.enabled:
+            return
+        self.emit(
+            AuditEvent(
+                time=time.time(), operation="expireSession", result=ALLOWED, session=session_id
             )
         )
 

@@ -862,6 +862,7 @@ class Server:
         from coord.protocol import CloseSessionRequest
 
         self._propose(session_id, OpCode.CLOSE_SESSION, CloseSessionRequest(), (), None, None)
+        self.auditor.session_expired(session_id)
 
     # --- the write path ------------------------------------------------------------------
 

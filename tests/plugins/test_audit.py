@@ -25,16 +25,24 @@ class Collector:
 
     def __init__(self) -> None:
         self.events: list[AuditEvent] = []
-        self.lock = threading.Lock()
+        self.changed = threading.Condition()
 
     @hookimpl
     def coord_audit_event(self, event: AuditEvent) -> None:
-        with self.lock:
+        with self.changed:
             self.events.append(event)
+            self.changed.notify_all()
 
     def snapshot(self) -> list[AuditEvent]:
-        with self.lock:
+        with self.changed:
             return list(self.events)
+
+    def wait_for(self, operation: str, session: int, timeout: float = 10.0) -> bool:
+        with self.changed:
+            return self.changed.wait_for(
+                lambda: any(e.operation == operation and e.session == session for e in self.events),
+                timeout,
+            )
 
 
 class Failing:
@@ -169,3 +177,20 @@ def test_AuditEvent_line_quotes_values_with_spaces() -> None:
         'session=0x1f client=127.0.0.1:5 ids=ip:127.0.0.1 operation=create path="/with space" '
         "result=allowed"
     )
+
+
+def test_audit_session_expiry() -> None:
+    """A session the server expires (its client vanished) is audited as expireSession."""
+    import socket
+
+    from coord.protocol import ConnectRequest, ConnectResponse, FrameDecoder, frame
+
+    collector = Collector()
+    with CoordServerThread(plugins=[collector], audit=True, tick_time=100) as server:
+        with socket.create_connection((server.host, server.port), timeout=5) as sock:
+            sock.sendall(frame(ConnectRequest(0, 0, 200, 0, bytes(16)).to_bytes()))
+            decoder = FrameDecoder()
+            while (data := decoder.next_frame()) is None:
+                decoder.receive_data(sock.recv(4096))
+            session = ConnectResponse.from_bytes(data).session_id
+        assert collector.wait_for("expireSession", session), "the expiry was not audited"
