@@ -56,7 +56,7 @@ from coord.protocol import (
 )
 from coord.protocol import Id as CoordId
 from coord.server import digest_id
-from coord.testing import CoordServerThread, ZooKeeperProcess, require_zookeeper
+from coord.testing import CoordServerThread, ZooKeeperProcess, require_zookeeper, run_zkcli
 
 SUPER_PASSWORD = "super-secret"
 SUPER_DIGEST = digest_id("super", SUPER_PASSWORD)
@@ -400,3 +400,30 @@ def test_acl_matrix_raw_requests(
         name: "ok" if needs == 0 or needs & perms else "NO_AUTH"
         for name, needs in RAW_NEEDS.items()
     }
+
+
+def test_acl_matrix_sasl_java_client(
+    secure: Target, root: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """zkCli (the Java client) logs in with SASL DIGEST-MD5 from a JAAS ``Client``
+    section; its session is ``sasl:bob`` on both servers."""
+    jaas = tmp_path_factory.mktemp("client-jaas") / "client.conf"
+    jaas.write_text(
+        "Client {\n  org.apache.zookeeper.server.auth.DigestLoginModule required\n"
+        f'  username="{SASL_USER}"\n  password="{SASL_PASSWORD}";\n}};\n'
+    )
+    result = run_zkcli(
+        secure.address,
+        f"create {root} x sasl:{SASL_USER}:cdrwa",
+        f"get {root}",
+        f"getAcl {root}",
+        "whoami",
+        jvm_options=[f"-Djava.security.auth.login.config={jaas}"],
+    )
+    outputs = [(o.stdout, o.stderr) for o in result.outputs]
+    assert outputs[0] == ("", f"Created {root}")
+    assert outputs[1] == ("x", "")
+    assert outputs[2] == (f"'sasl,'{SASL_USER}\n: cdrwa", "")
+    header, *identities = outputs[3][0].splitlines()
+    # ZooKeeper keeps a session's identities in a hash set: compare them unordered.
+    assert (header, sorted(identities)) == ("Auth scheme: User", ["ip: 127.0.0.1", "sasl: bob"])
