@@ -172,6 +172,10 @@ class ServerConfig:
         "set, the sasl scheme is enabled and a client authenticated as name has the "
         "identity sasl:name.",
     )
+    sasl_super_user: str | None = _doc(
+        None,
+        "A SASL user who is superuser once logged in (ZooKeeper's zookeeper.superUser).",
+    )
     log_level: str = _doc("INFO", "Logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL.")
 
     def __post_init__(self) -> None:
@@ -269,6 +273,11 @@ class ServerConfig:
             if user in users:
                 fail("sasl_users", f"names user {user!r} twice")
             users.add(user)
+        if self.sasl_super_user is not None and self.sasl_super_user not in users:
+            fail(
+                "sasl_super_user",
+                f"names {self.sasl_super_user!r}, who is not one of sasl_users",
+            )
         if self.log_level not in _LOG_LEVELS:
             fail("log_level", f"must be one of {', '.join(_LOG_LEVELS)}, not {self.log_level!r}")
 

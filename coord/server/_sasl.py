@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from coord.protocol import AuthFailedError, Id, OpCode, SetSASLResponse
 
-from ._acl import PeerInfo, SaslExchange, SaslScheme
+from ._acl import SUPER, PeerInfo, SaslExchange, SaslScheme
 
 if TYPE_CHECKING:
     from ._server import Connection
@@ -94,6 +94,7 @@ class DigestMD5Server:
     Args:
         users: user name -> password.
         nonce: the server nonce (random, at least 16 bytes of entropy, no quotes).
+        super_user: the user who also gets the superuser identity (``super:``).
         realm: the realm and server name (ZooKeeper: ``zk-sasl-md5``).
         service: the protocol part of the expected ``digest-uri``.
     """
@@ -107,8 +108,10 @@ class DigestMD5Server:
         *,
         realm: str = DIGEST_MD5_REALM,
         service: str = SERVICE,
+        super_user: str | None = None,
     ) -> None:
         self._users = users
+        self._super_user = super_user
         self._nonce = nonce.encode("ascii")
         self._realm = realm
         self._digest_uri = f"{service}/{realm}".encode()
@@ -181,8 +184,12 @@ class DigestMD5Server:
         return b"rspauth=" + kd(b":" + uri)
 
     def identities(self) -> list[Id]:
-        """``[sasl:<user>]`` once complete, else ``[]``."""
-        return [Id("sasl", self.user)] if self.complete and self.user is not None else []
+        """``[sasl:<user>]`` once complete (and ``super:`` for the super user), else ``[]``."""
+        if not self.complete or self.user is None:
+            return []
+        if self.user == self._super_user:
+            return [Id("sasl", self.user), SUPER]
+        return [Id("sasl", self.user)]
 
 
 # KerberosName's pattern: primary[/instance]@REALM; a name without "@" is a bare service.
@@ -199,13 +206,15 @@ class SaslDigestScheme:
 
     Args:
         users: user name -> password (``ServerConfig.sasl_credentials``).
+        super_user: a user who is superuser once logged in (``sasl_super_user``).
     """
 
     name = "sasl"
     is_authenticated = True
 
-    def __init__(self, users: Mapping[str, str]) -> None:
+    def __init__(self, users: Mapping[str, str], super_user: str | None = None) -> None:
         self.users = dict(users)
+        self.super_user = super_user
 
     def connection_ids(self, peer: PeerInfo) -> list[Id]:
         return []
@@ -223,7 +232,7 @@ class SaslDigestScheme:
         return caller_id
 
     def start_sasl(self, peer: PeerInfo) -> SaslExchange:
-        return DigestMD5Server(self.users, secrets.token_urlsafe(24))
+        return DigestMD5Server(self.users, secrets.token_urlsafe(24), super_user=self.super_user)
 
 
 def handle_sasl(connection: Connection, token: bytes) -> bytes:

@@ -2,12 +2,14 @@
 Apache ZooKeeper (differential).
 
 Both servers are configured alike for this module: a superuser digest (``super_digest`` /
-``-Dzookeeper.DigestAuthenticationProvider.superDigest``) and a SASL DIGEST-MD5 user
-``bob`` (``sasl_users`` / a JAAS ``Server`` section with ``user_bob``, plus the ``sasl``
-auth provider). For each scheme a node's ACL grants exactly one permission (or none) to the
-scheme's identity of a "subject" session, and every operation is tried by that session;
-each outcome is compared with the rule (the permission each operation needs, as
-ZooKeeper's ``PrepRequestProcessor`` and ``FinalRequestProcessor`` check it):
+``-Dzookeeper.DigestAuthenticationProvider.superDigest``), SASL DIGEST-MD5 users ``bob``
+and ``carol`` (``sasl_users`` / a JAAS ``Server`` section with ``user_bob`` and
+``user_carol``, plus the ``sasl`` auth provider), and carol as SASL superuser
+(``sasl_super_user`` / ``-Dzookeeper.superUser``). For each scheme a node's ACL grants
+exactly one permission (or none) to the scheme's identity of a "subject" session, and
+every operation is tried by that session; each outcome is compared with the rule (the
+permission each operation needs, as ZooKeeper's ``PrepRequestProcessor`` and
+``FinalRequestProcessor`` check it):
 
 - create (and create in a multi) needs CREATE on the parent, delete DELETE on the parent;
 - getData, getChildren and check (in a multi) need READ; setData WRITE; setACL ADMIN;
@@ -61,6 +63,7 @@ from coord.testing import CoordServerThread, ZooKeeperProcess, require_zookeeper
 SUPER_PASSWORD = "super-secret"
 SUPER_DIGEST = digest_id("super", SUPER_PASSWORD)
 SASL_USER, SASL_PASSWORD = "bob", "bobsecret"
+SASL_SUPER, SASL_SUPER_PASSWORD = "carol", "carolsecret"
 ALICE = digest_id("alice", "secret")
 MALLORY = digest_id("mallory", "pw")
 
@@ -95,7 +98,8 @@ NEEDS: dict[str, int | None] = {
 
 JAAS = f"""Server {{
     org.apache.zookeeper.server.auth.DigestLoginModule required
-    user_{SASL_USER}="{SASL_PASSWORD}";
+    user_{SASL_USER}="{SASL_PASSWORD}"
+    user_{SASL_SUPER}="{SASL_SUPER_PASSWORD}";
 }};
 """
 
@@ -111,7 +115,8 @@ def coord_secure() -> Iterator[CoordServerThread]:
     with CoordServerThread(
         tick_time=500,
         super_digest=SUPER_DIGEST,
-        sasl_users=(f"{SASL_USER}={SASL_PASSWORD}",),
+        sasl_users=(f"{SASL_USER}={SASL_PASSWORD}", f"{SASL_SUPER}={SASL_SUPER_PASSWORD}"),
+        sasl_super_user=SASL_SUPER,
     ) as server:
         yield server
 
@@ -129,6 +134,7 @@ def zookeeper_secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKe
         system_properties={
             "zookeeper.DigestAuthenticationProvider.superDigest": SUPER_DIGEST,
             "java.security.auth.login.config": str(jaas),
+            "zookeeper.superUser": SASL_SUPER,
         },
     ) as zk:
         yield zk
@@ -170,6 +176,11 @@ def sasl_session(sessions: Callable[..., KazooClient]) -> KazooClient:
     return sessions("sasl", sasl_options=options)
 
 
+def sasl_super_session(sessions: Callable[..., KazooClient]) -> KazooClient:
+    options = {"mechanism": "DIGEST-MD5", "username": SASL_SUPER, "password": SASL_SUPER_PASSWORD}
+    return sessions("sasl-super", sasl_options=options)
+
+
 @dataclass
 class Scheme:
     """How a scheme is exercised: the subject's session, the id it is granted, and the id
@@ -189,6 +200,9 @@ SCHEMES = {
     "ip-cidr": Scheme(lambda s: s("anonymous"), Id("ip", "127.0.0.0/8"), Id("ip", "10.0.0.0/8")),
     "sasl": Scheme(sasl_session, Id("sasl", SASL_USER), Id("sasl", "mallory")),
     "super": Scheme(super_session, Id("digest", MALLORY), Id("digest", MALLORY), superuser=True),
+    "sasl-super": Scheme(
+        sasl_super_session, Id("digest", MALLORY), Id("digest", MALLORY), superuser=True
+    ),
 }
 
 

@@ -177,3 +177,13 @@ def test_sasl_without_users_answers_a_null_token() -> None:
     server's previous behaviour), which pure-sasl treats as a protocol error."""
     with CoordServerThread() as server:
         assert "sasl" not in server.server.acl.schemes
+
+
+def test_sasl_super_user_is_superuser_once_logged_in() -> None:
+    from coord.server._acl import SUPER
+
+    server = DigestMD5Server(USERS, "nonce-1234567890", super_user="bob")
+    exchange(server, client("bob", "bobsecret"))
+    assert server.identities() == [CoordId("sasl", "bob"), SUPER]
+    with pytest.raises(ConfigError, match="not one of sasl_users"):
+        ServerConfig(sasl_users=("bob=x",), sasl_super_user="carol")

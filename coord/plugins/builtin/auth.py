@@ -26,5 +26,5 @@ def coord_auth_schemes(config: ServerConfig) -> list[AuthScheme]:
         IpScheme(),
     ]
     if config.sasl_users:
-        schemes.append(SaslDigestScheme(config.sasl_credentials))
+        schemes.append(SaslDigestScheme(config.sasl_credentials, config.sasl_super_user))
     return schemes
