@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kazoo.client import KazooClient
 from kazoo.security import ACL, Id
 from puresasl.client import SASLClient
@@ -187,3 +189,16 @@ def test_sasl_super_user_is_superuser_once_logged_in() -> None:
     assert server.identities() == [CoordId("sasl", "bob"), SUPER]
     with pytest.raises(ConfigError, match="not one of sasl_users"):
         ServerConfig(sasl_users=("bob=x",), sasl_super_user="carol")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=600) | st.text(max_size=200).map(str.encode))
+def test_DigestMD5Server_random_responses_fail_cleanly(token: bytes) -> None:
+    """Whatever the client sends as its response, the answer is AuthFailed (or, for a
+    well-formed and correct one, success): never another exception."""
+    server = DigestMD5Server(USERS, "nonce-1234567890")
+    server.evaluate(b"")
+    try:
+        server.evaluate(token)
+    except AuthFailedError:
+        assert not server.complete
