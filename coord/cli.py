@@ -68,8 +68,12 @@ def _add_field_arguments(parser: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(ServerConfig):
         flag = "--" + f.name.replace("_", "-")
         default = f.default
+        if default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
         if isinstance(default, tuple):
             shown = ",".join(default) or "none"
+        elif isinstance(default, dict):
+            shown = "{}"
         else:
             shown = "unset" if default is None else str(default)
         doc = f.metadata["doc"]
@@ -362,9 +366,14 @@ def _list_plugins(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         rows = list_plugins(load_plugins(config))
     except PluginError as exc:
         return _error(exc)
-    width = max((len(name) for name, _ in rows), default=0)
-    for name, source in rows:
-        print(f"{name:<{width}}  {source}")
+    table = [("NAME", "VERSION", "STATE", "SOURCE", "HOOKS")]
+    for info in rows:
+        hooks = ",".join(h.removeprefix("coord_") for h in info.hooks) or "-"
+        table.append((info.name, info.version or "-", info.state, info.source, hooks))
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    for row in table:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        print("  ".join([*cells, row[4]]))
     return 0
 
 

@@ -4,10 +4,13 @@ Theory of operation
 -------------------
 :func:`load_plugins` builds a pluggy ``PluginManager`` the way pytest does at start-up:
 add the hookspecs, register the built-in plugin modules, block the plugins the
-configuration disables, load third-party plugins from the ``coord.plugins`` entry-point
+configuration disables (``plugins.disabled``) or does not enable (``plugins.enabled``, for
+entry-point plugins), load third-party plugins from the ``coord.plugins`` entry-point
 group, then ``check_pending()`` so a misspelt hook implementation stops the server with a
-message instead of being silently ignored. Every failure is a :class:`PluginError` that
-names the plugin concerned.
+message instead of being silently ignored. Then each plugin's settings (its
+``[plugins.<name>]`` table) are handed to its ``coord_validate_settings``; settings for a
+plugin that is not loaded, or that takes none, are errors. Every failure is a
+:class:`PluginError` that names the plugin concerned and says what to do.
 
 The factory hooks (``coord_storage_backends``, ``coord_auth_schemes``, ``coord_transports``)
 are collected by calling each implementation in pluggy's call order, so each returned object
@@ -24,7 +27,8 @@ import importlib
 import importlib.metadata
 import inspect
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
@@ -34,6 +38,7 @@ from coord.plugins.builtin import BUILTIN_PLUGINS
 
 if TYPE_CHECKING:
     from coord.server._acl import AuthScheme
+    from coord.server._audit import AuditEvent
     from coord.server._config import ServerConfig
     from coord.server._storage import StorageBackend
     from coord.server._transport import Transport
@@ -41,9 +46,11 @@ if TYPE_CHECKING:
 __all__ = [
     "ENTRY_POINT_GROUP",
     "PluginError",
+    "PluginInfo",
     "auth_schemes",
     "list_plugins",
     "load_plugins",
+    "notify_audit_event",
     "notify_server_started",
     "notify_server_stopping",
     "storage_backend",
@@ -72,7 +79,35 @@ class PluginError(Exception):
 
 
 class _CoordPluginManager(pluggy.PluginManager):
-    """A pluggy manager that also rejects ``coord_*`` functions lacking ``@hookimpl``."""
+    """A pluggy manager that also rejects ``coord_*`` functions lacking ``@hookimpl`` and
+    plugins needing a newer hookspec version, and remembers the configuration, each
+    plugin's settings and why a plugin is not loaded."""
+
+    def __init__(self, project_name: str) -> None:
+        super().__init__(project_name)
+        self.coord_config: ServerConfig | None = None
+        self.coord_settings: dict[str, Mapping[str, Any]] = {}
+        #: Plugin name -> "disabled" / "not enabled", for blocked plugins.
+        self.coord_blocked_why: dict[str, str] = {}
+        #: Entry-point plugin name -> "<distribution> <version>", "<entry point value>".
+        self.coord_entry_points: dict[str, tuple[str, str, str]] = {}
+
+    def register(self, plugin: Any, name: str | None = None) -> str | None:
+        wanted = getattr(plugin, "COORD_HOOKSPEC_VERSION", None)
+        if wanted is not None:
+            if not isinstance(wanted, int) or isinstance(wanted, bool):
+                raise PluginError(
+                    f"plugin {name or _describe(plugin)}: COORD_HOOKSPEC_VERSION must be an "
+                    f"integer, not {wanted!r}"
+                )
+            if wanted > hookspecs.HOOKSPEC_VERSION:
+                raise PluginError(
+                    f"plugin {name or _describe(plugin)} needs coord hookspec version "
+                    f"{wanted}, but this coord ({_coord_version()}) provides version "
+                    f"{hookspecs.HOOKSPEC_VERSION}; upgrade coord or disable the plugin "
+                    "(plugins.disabled)"
+                )
+        return super().register(plugin, name)
 
     def parse_hookimpl_opts(self, plugin: Any, name: str) -> pluggy.HookimplOpts | None:
         opts = super().parse_hookimpl_opts(plugin, name)
@@ -84,6 +119,12 @@ class _CoordPluginManager(pluggy.PluginManager):
                     "but is not marked with @coord.plugins.hookimpl"
                 )
         return opts
+
+
+def _coord_version() -> str:
+    import coord
+
+    return str(getattr(coord, "__version__", "?"))
 
 
 def _describe(plugin: object) -> str:
@@ -138,38 +179,68 @@ def load_plugins(
     """Build the plugin manager: built-ins, extra ``plugins``, then entry-point plugins.
 
     Args:
-        config: supplies ``plugins_disabled``; None disables nothing.
+        config: supplies ``plugins_enabled``, ``plugins_disabled`` and
+            ``plugin_settings`` (and is what the factory hooks receive); None is the
+            default configuration.
         plugins: extra plugin objects or modules to register (embedding, tests), under
             their ``__name__`` when they have one.
         entry_points: whether to load the ``coord.plugins`` entry-point group.
 
     Returns:
-        A pluggy ``PluginManager`` with every hook checked against its spec.
+        A pluggy ``PluginManager`` with every hook checked against its spec and every
+        plugin's settings validated.
 
     Raises:
-        PluginError: a name in ``plugins_disabled`` names no plugin (the message lists the
-            available ones); an entry point fails to import or clashes with another
-            plugin's name; a plugin implements an unknown hook (``coord_auth_scheme``) or
-            has a ``coord_*`` function without ``@hookimpl``, or a hook implementation
-            takes arguments its spec does not provide.
+        PluginError: a name in ``plugins_enabled``, ``plugins_disabled`` or
+            ``plugin_settings`` names no plugin (the message lists the available ones and
+            the closest name); settings are given for a disabled plugin, for one that
+            accepts none (no ``coord_validate_settings``), or its
+            ``coord_validate_settings`` rejects them; an entry point fails to import or
+            clashes with another plugin's name; a plugin needs a newer hookspec version;
+            a plugin implements an unknown hook (``coord_auth_scheme``) or has a
+            ``coord_*`` function without ``@hookimpl``, or a hook implementation takes
+            arguments its spec does not provide.
     """
+    if config is None:
+        from coord.server._config import ServerConfig
+
+        config = ServerConfig()
     pm = _CoordPluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
+    pm.coord_config = config
     eps = _entry_points() if entry_points else []
+    for ep in eps:
+        dist = ep.dist
+        dist_name = f"{dist.name} {dist.version}" if dist is not None else "?"
+        pm.coord_entry_points[ep.name] = (dist_name, ep.value, dist.version if dist else "")
 
-    disabled = tuple(dict.fromkeys(config.plugins_disabled)) if config is not None else ()
-    available = [name for name, _ in BUILTIN_PLUGINS] + [ep.name for ep in eps]
+    builtin_names = [name for name, _ in BUILTIN_PLUGINS]
+    ep_names = [ep.name for ep in eps]
     extra = list(plugins)
-    available += [pm.get_canonical_name(p) for p in extra]
-    for name in disabled:
+    available = builtin_names + ep_names + [pm.get_canonical_name(p) for p in extra]
+
+    def check_known(name: str, setting: str) -> None:
         if name not in available:
             match = difflib.get_close_matches(name, available, n=1)
             hint = f" (did you mean {match[0]!r}?)" if match else ""
             raise PluginError(
-                f"plugins_disabled names unknown plugin {name!r}{hint}; available plugins: "
-                f"{', '.join(available)}"
+                f"{setting} names unknown plugin {name!r}{hint}; available plugins: "
+                f"{', '.join(available)} (coord plugins list shows them)"
             )
+
+    disabled = tuple(dict.fromkeys(config.plugins_disabled))
+    for name in disabled:
+        check_known(name, "plugins_disabled")
         pm.set_blocked(name)
+        pm.coord_blocked_why[name] = "disabled"
+    enabled = tuple(dict.fromkeys(config.plugins_enabled))
+    if "*" not in enabled:
+        for name in enabled:
+            check_known(name, "plugins_enabled")
+        for name in ep_names:
+            if name not in enabled and not pm.is_blocked(name):
+                pm.set_blocked(name)
+                pm.coord_blocked_why[name] = "not enabled"
 
     def register(plugin: object, name: str | None, what: str) -> None:
         try:
@@ -206,7 +277,45 @@ def load_plugins(
             ) from exc
 
     _check_pending(pm)
+    _validate_settings(pm, config, available)
     return pm
+
+
+def _validate_settings(pm: _CoordPluginManager, config: ServerConfig, available: list[str]) -> None:
+    """Give each plugin its settings table through ``coord_validate_settings``."""
+    settings = config.plugin_settings
+    for name in settings:
+        if name not in available:
+            match = difflib.get_close_matches(name, available, n=1)
+            hint = f"did you mean [plugins.{match[0]}]? " if match else ""
+            raise PluginError(
+                f"settings [plugins.{name}] name unknown plugin {name!r}; {hint}available "
+                f"plugins: {', '.join(available)}"
+            )
+        if pm.is_blocked(name):
+            raise PluginError(
+                f"settings [plugins.{name}] are given for plugin {name!r}, which is "
+                f"{pm.coord_blocked_why.get(name, 'disabled')}; remove the table or enable "
+                "the plugin"
+            )
+    caller: pluggy.HookCaller = pm.hook.coord_validate_settings
+    validators = {impl.plugin_name: impl for impl in caller.get_hookimpls()}
+    for name in settings:
+        if name not in validators:
+            raise PluginError(
+                f"plugin {name!r} accepts no settings (it does not implement "
+                f"coord_validate_settings); remove the [plugins.{name}] table"
+            )
+    for name, impl in validators.items():
+        table = settings.get(name, {})
+        try:
+            impl.function(*({"settings": table}[arg] for arg in impl.argnames))
+        except Exception as exc:
+            raise PluginError(
+                f"plugin {name!r} rejects its settings ([plugins.{name}]): "
+                f"{type(exc).__name__ + ': ' if not isinstance(exc, ValueError) else ''}{exc}"
+            ) from exc
+        pm.coord_settings[name] = table
 
 
 def _collect(
@@ -218,11 +327,18 @@ def _collect(
     """Call every implementation of a factory hook; ``(plugin name, object)`` per result."""
     out: list[tuple[str, Any]] = []
     caller: pluggy.HookCaller = getattr(pm.hook, hook_name)
+    config = getattr(pm, "coord_config", None)
+    if config is None:
+        from coord.server._config import ServerConfig
+
+        config = ServerConfig()
+    all_settings: Mapping[str, Mapping[str, Any]] = getattr(pm, "coord_settings", {})
     for impl in reversed(caller.get_hookimpls()):
         if impl.hookwrapper or impl.wrapper:
             continue
+        args = {"config": config, **kwargs, "settings": all_settings.get(impl.plugin_name, {})}
         try:
-            result = impl.function(*(kwargs[arg] for arg in impl.argnames))
+            result = impl.function(*(args[arg] for arg in impl.argnames))
         except Exception as exc:
             raise PluginError(
                 f"plugin {impl.plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}"
@@ -351,25 +467,72 @@ def notify_server_stopping(pm: pluggy.PluginManager, server: object) -> None:
     _notify(pm, "coord_server_stopping", {"server": server})
 
 
-def list_plugins(pm: pluggy.PluginManager) -> list[tuple[str, str]]:
-    """``(name, source)`` of every plugin, in registration order, for ``coord plugins list``.
+def notify_audit_event(pm: pluggy.PluginManager, event: AuditEvent) -> None:
+    """Call every ``coord_audit_event``; a failing one is logged, the rest still run."""
+    caller: pluggy.HookCaller = pm.hook.coord_audit_event
+    if caller.get_hookimpls():
+        _notify(pm, "coord_audit_event", {"event": event})
 
-    The source is ``built-in (<module>)``, ``<distribution> <version> (entry point)``,
-    ``registered directly (<module or object>)``, or ``disabled`` for a blocked name.
+
+@dataclass(frozen=True, slots=True)
+class PluginInfo:
+    """One row of ``coord plugins list``.
+
+    Attributes:
+        name: the plugin's name (entry-point name, ``builtin.*``, or the registered name).
+        version: the distribution's version (coord's own for built-ins; the module's
+            ``__version__`` for directly registered plugins; "" when unknown).
+        source: ``built-in (<module>)``, ``<distribution> <version> (entry point <value>)``
+            or ``registered directly (<module or object>)``.
+        hooks: the hooks the plugin implements (empty when it is not loaded).
+        state: ``enabled``, ``disabled`` (``plugins.disabled``) or ``not enabled`` (an
+            entry-point plugin left out of ``plugins.enabled``).
     """
+
+    name: str
+    version: str
+    source: str
+    hooks: tuple[str, ...]
+    state: str
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the plugin is loaded."""
+        return self.state == "enabled"
+
+
+def list_plugins(pm: pluggy.PluginManager) -> list[PluginInfo]:
+    """Every known plugin, in registration order (blocked ones included), for
+    ``coord plugins list``."""
     builtin = dict(BUILTIN_PLUGINS)
-    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
-    out: list[tuple[str, str]] = []
+    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distributions()}
+    eps: dict[str, tuple[str, str, str]] = getattr(pm, "coord_entry_points", {})
+    why: dict[str, str] = getattr(pm, "coord_blocked_why", {})
+    out: list[PluginInfo] = []
+    seen: set[str] = set()
     for name, plugin in pm.list_name_plugin():
+        seen.add(name)
+        hooks: tuple[str, ...] = ()
         if plugin is None:
-            source = "disabled"
-        elif name in builtin:
+            state = why.get(name, "disabled")
+        else:
+            state = "enabled"
+            hooks = tuple(sorted(c.name for c in pm.get_hookcallers(plugin) or ()))
+        if name in builtin:
             source = f"built-in ({builtin[name]})"
-        elif id(plugin) in dists:
-            dist = dists[id(plugin)]
-            source = f"{dist.project_name} {dist.version} (entry point)"
+            version = _coord_version()
+        elif name in eps or id(plugin) in dists:
+            if id(plugin) in dists:
+                dist = dists[id(plugin)]
+                dist_name, version = dist.metadata["Name"], dist.version
+                value = eps.get(name, ("", "?", ""))[1]
+            else:
+                dist_name, value, version = eps[name]
+                dist_name = dist_name.rsplit(" ", 1)[0]
+            source = f"{dist_name} {version} (entry point {name} = {value})"
         else:
             module = getattr(plugin, "__name__", None) or type(plugin).__module__
             source = f"registered directly ({module})"
-        out.append((name, source))
+            version = str(getattr(plugin, "__version__", ""))
+        out.append(PluginInfo(name, version, source, hooks, state))
     return out

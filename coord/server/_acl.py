@@ -48,6 +48,8 @@ __all__ = [
     "DigestScheme",
     "IpScheme",
     "PeerInfo",
+    "SaslExchange",
+    "SaslScheme",
     "WorldScheme",
     "digest_id",
 ]
@@ -103,6 +105,44 @@ class AuthScheme(Protocol):
 
     def user_name(self, caller_id: str) -> str:
         """How ``whoAmI`` shows the identity."""
+        ...
+
+
+class SaslExchange(Protocol):
+    """One connection's SASL negotiation (opcode 102), as a :class:`SaslScheme` starts it.
+
+    Sans-IO: :meth:`evaluate` takes the client's token and returns the server's.
+    """
+
+    #: Whether the negotiation succeeded (set by the :meth:`evaluate` that completed it).
+    complete: bool
+
+    def evaluate(self, token: bytes) -> bytes | None:
+        """The server's answer to the client's ``token`` (None: a null token).
+
+        Raises:
+            AuthFailedError: the client failed to authenticate (bad credentials, a
+                malformed or unexpected token); the server closes the connection.
+        """
+        ...
+
+    def identities(self) -> list[Id]:
+        """The identities the session gains once :attr:`complete` (``sasl:<user>``)."""
+        ...
+
+
+@runtime_checkable
+class SaslScheme(Protocol):
+    """An :class:`AuthScheme` that also serves SASL exchanges (SASL requests, opcode 102).
+
+    The server starts one exchange per connection, on the first SASL request, with the
+    first loaded scheme implementing this protocol.
+    """
+
+    name: str
+
+    def start_sasl(self, peer: PeerInfo) -> SaslExchange:
+        """A new exchange for a connection from ``peer``."""
         ...
 
 

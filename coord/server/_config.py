@@ -25,6 +25,7 @@ import binascii
 import dataclasses
 import difflib
 import inspect
+import json
 import os
 import tomllib
 import types
@@ -175,6 +176,34 @@ class ServerConfig:
     plugins_disabled: tuple[str, ...] = _doc(
         (), "Names of plugins not to load (built-in or from the coord.plugins entry points)."
     )
+    plugins_enabled: tuple[str, ...] = _doc(
+        ("*",),
+        'Entry-point plugins to load ("*": every installed one); others are not imported. '
+        "Built-in plugins are always loaded unless disabled. In TOML also [plugins] enabled.",
+    )
+    plugin_settings: dict[str, dict[str, Any]] = field(
+        default_factory=dict,
+        metadata={
+            "doc": "Each plugin's settings, by plugin name, validated by the plugin; in TOML "
+            "a [plugins.<name>] table, in the environment or on the command line a JSON "
+            "object."
+        },
+    )
+    audit: bool = _doc(
+        False,
+        "Write an audit line per state-changing request and per authentication attempt to "
+        "the coord.audit logger, and deliver it to the coord_audit_event plugin hooks.",
+    )
+    sasl_users: tuple[str, ...] = _doc(
+        (),
+        'SASL DIGEST-MD5 users as "name=password" (ZooKeeper\'s JAAS user_<name>); when '
+        "set, the sasl scheme is enabled and a client authenticated as name has the "
+        "identity sasl:name.",
+    )
+    sasl_super_user: str | None = _doc(
+        None,
+        "A SASL user who is superuser once logged in (ZooKeeper's zookeeper.superUser).",
+    )
     log_level: str = _doc("INFO", "Logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL.")
 
     def __post_init__(self) -> None:
@@ -281,6 +310,29 @@ class ServerConfig:
             )
         if any(not name for name in self.plugins_disabled):
             fail("plugins_disabled", "must not contain an empty plugin name")
+        if any(not name for name in self.plugins_enabled):
+            fail("plugins_enabled", "must not contain an empty plugin name")
+        both = sorted(set(self.plugins_enabled) & set(self.plugins_disabled))
+        if both:
+            fail("plugins_enabled", f"and plugins_disabled both name {', '.join(both)}")
+        for name, table in self.plugin_settings.items():
+            if not name:
+                fail("plugin_settings", "must not have an empty plugin name")
+            if not all(isinstance(k, str) for k in table):
+                fail("plugin_settings", f"[plugins.{name}] keys must be strings")
+        users: set[str] = set()
+        for entry in self.sasl_users:
+            user, sep, _password = entry.partition("=")
+            if not sep or not user:
+                fail("sasl_users", f'entries must be "name=password", not {entry!r}')
+            if user in users:
+                fail("sasl_users", f"names user {user!r} twice")
+            users.add(user)
+        if self.sasl_super_user is not None and self.sasl_super_user not in users:
+            fail(
+                "sasl_super_user",
+                f"names {self.sasl_super_user!r}, who is not one of sasl_users",
+            )
         if self.log_level not in _LOG_LEVELS:
             fail("log_level", f"must be one of {', '.join(_LOG_LEVELS)}, not {self.log_level!r}")
 
@@ -311,6 +363,11 @@ class ServerConfig:
         if self.ensemble and not secret:
             raise ConfigError("the peer secret is empty", key="peer_secret")
         return secret.encode()
+
+    @property
+    def sasl_credentials(self) -> dict[str, str]:
+        """``sasl_users`` as a mapping of user name to password."""
+        return dict(entry.partition("=")[::2] for entry in self.sasl_users)
 
     @property
     def effective_min_session_timeout(self) -> int:
@@ -358,9 +415,15 @@ def _is_str_tuple(hint: Any) -> bool:
     return typing.get_origin(_base(hint)) is tuple
 
 
+def _is_table(hint: Any) -> bool:
+    return typing.get_origin(_base(hint)) is dict
+
+
 def _type_name(hint: Any) -> str:
     base = _base(hint)
-    if _is_str_tuple(base):
+    if _is_table(base):
+        name = "a table of tables (plugin name -> settings)"
+    elif _is_str_tuple(base):
         name = "a list of strings"
     else:
         name = {int: "an integer", float: "a number", bool: "a boolean", str: "a string"}[base]
@@ -371,6 +434,10 @@ def _has_type(value: Any, hint: Any) -> bool:
     if value is None:
         return _is_optional(hint)
     base = _base(hint)
+    if _is_table(base):
+        return isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, dict) for k, v in value.items()
+        )
     if _is_str_tuple(base):
         return isinstance(value, tuple) and all(isinstance(v, str) for v in value)
     if base is float:
@@ -448,6 +515,14 @@ def convert_value(key: str, value: object, *, source: str) -> object:
             raise bad("a number") from None
     if _is_str_tuple(base):
         return tuple(part.strip() for part in text.split(",") if part.strip())
+    if _is_table(base):
+        try:
+            parsed = json.loads(text) if text else {}
+        except ValueError:
+            raise bad('a JSON object of objects ({"plugin": {"key": value}})') from None
+        if not _has_type(parsed, hint):
+            raise bad('a JSON object of objects ({"plugin": {"key": value}})')
+        return parsed
     raise AssertionError(f"unhandled field type {hint!r}")  # pragma: no cover
 
 
@@ -475,7 +550,7 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{source} is not valid TOML: {exc}", source=source) from None
     values: dict[str, Any] = {}
     spelled: dict[str, str] = {}
-    for raw_key, raw_value in data.items():
+    for raw_key, raw_value in _plugins_table(data, source).items():
         key = raw_key.replace("-", "_")
         if key not in _FIELDS:
             raise _unknown_key(raw_key, key, source)
@@ -488,6 +563,59 @@ def _read_file(path: Path) -> dict[str, Any]:
         spelled[key] = raw_key
         values[key] = convert_value(key, raw_value, source=source)
     return values
+
+
+_PLUGINS_TABLE_KEYS: Final = {"enabled": "plugins_enabled", "disabled": "plugins_disabled"}
+
+
+def _plugins_table(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """Unfold a TOML ``[plugins]`` table into the fields it stands for.
+
+    ``[plugins] enabled = [...]`` / ``disabled = [...]`` set ``plugins_enabled`` /
+    ``plugins_disabled``; each sub-table ``[plugins.<name>]`` is that plugin's entry in
+    ``plugin_settings``.
+    """
+    table = data.get("plugins")
+    if table is None:
+        return data
+    out = {k: v for k, v in data.items() if k != "plugins"}
+    if not isinstance(table, dict):
+        raise ConfigError(
+            f"plugins in {source} must be a table ([plugins]), not {table!r}",
+            key="plugins",
+            source=source,
+        )
+    settings: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            settings[key] = value
+            continue
+        field_name = _PLUGINS_TABLE_KEYS.get(key.replace("-", "_"))
+        if field_name is None:
+            match = difflib.get_close_matches(key, list(_PLUGINS_TABLE_KEYS), n=1)
+            hint = f"did you mean {match[0]!r}? " if match else ""
+            raise ConfigError(
+                f"unknown key {key!r} in the [plugins] table of {source}; {hint}valid: "
+                "enabled, disabled, and a [plugins.<name>] table per plugin",
+                key=f"plugins.{key}",
+                source=source,
+            )
+        if field_name in out:
+            raise ConfigError(
+                f"{source} sets {field_name!r} twice (as {field_name!r} and plugins.{key})",
+                key=field_name,
+                source=source,
+            )
+        out[field_name] = value
+    if settings:
+        if "plugin_settings" in out:
+            raise ConfigError(
+                f"{source} sets plugin settings twice (plugin_settings and [plugins.<name>])",
+                key="plugin_settings",
+                source=source,
+            )
+        out["plugin_settings"] = settings
+    return out
 
 
 #: ``COORD_*`` variables that are not settings (they configure test machinery).
@@ -565,9 +693,10 @@ def load_config(
 def _field_table() -> str:
     rows = []
     for f in dataclasses.fields(ServerConfig):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]
         rows.append(
             f"    ``{f.name}`` ({_type_name(_FIELD_TYPES[f.name])}, default "
-            f"``{f.default!r}``)\n        {f.metadata['doc']}"
+            f"``{default!r}``)\n        {f.metadata['doc']}"
         )
     return "\n\nFields:\n\n" + "\n".join(rows) + "\n"
 

@@ -62,6 +62,7 @@ from coord.protocol import (
     ErrorCode,
     ExistsRequest,
     FrameDecoder,
+    GetSASLRequest,
     Id,
     KeeperState,
     OpCode,
@@ -82,10 +83,12 @@ from coord.protocol._records import REQUEST_TYPES
 
 from ._acl import AclPolicy, PeerInfo
 from ._apply import ENTRY_SESSION_OWNER, ApplyResult, CreateSession, Entry, Noop, StateMachine
+from ._audit import Auditor
 from ._config import ServerConfig
 from ._ensemble import Replicator
 from ._failpoints import _armed, failpoint
 from ._persist import encode_node, encode_session, load_state
+from ._sasl import handle_sasl
 from ._sessions import SessionTracker
 from ._storage import HardState, StoreBatch, StoreCorruptedError, StoreError
 from ._watches import WatchManager
@@ -227,6 +230,9 @@ class Connection:
         self.snapshot_requested = False
         #: Served in read-only mode (an ensemble member cut off from a majority).
         self.read_only = False
+        #: The SASL exchange in progress or done (coord/server/_sasl.py).
+        self.sasl: Any = None
+        self.sasl_done = False
 
     def __hash__(self) -> int:
         return id(self)
@@ -514,10 +520,18 @@ class Connection:
             ids = scheme.authenticate(self.peer, packet.auth)
         except AuthFailedError as exc:
             log.info("authentication failed for %s: %s", self.peer_name, exc)
+            server.auditor.authentication(
+                OpCode.AUTH, packet.scheme, False, session=self.session_id,
+                client=self.peer_name, ids=self.auth,
+            )  # fmt: skip
             self._enqueue_error(xid, OpCode.AUTH, ErrorCode.AUTH_FAILED)
             self.closing = True
             return
         self.auth = tuple(dict.fromkeys((*self.auth, *ids)))
+        server.auditor.authentication(
+            OpCode.AUTH, packet.scheme, True, session=self.session_id,
+            client=self.peer_name, ids=self.auth,
+        )  # fmt: skip
         self._enqueue_error(xid, OpCode.AUTH, 0)
 
     def _answer(self, xid: int, op: int, request: Record) -> None:
@@ -597,8 +611,8 @@ class Connection:
             # As a ZooKeeper server with reconfigEnabled=false (the default).
             raise ReconfigDisabledError("dynamic reconfiguration needs an ensemble")
         if op == OpCode.SASL:
-            # No SASL mechanism is configured: ZooKeeper answers OK with a null token.
-            return _pack_int(-1)
+            assert isinstance(request, GetSASLRequest)
+            return handle_sasl(self, request.token)
         from coord.protocol import UnimplementedError
 
         raise UnimplementedError(f"opcode {op} is not supported")
@@ -611,6 +625,12 @@ class Connection:
             slot.reply += result.body
         slot.done = True
         self.last_op = _OP_NAMES.get(slot.op, "NA")
+        auditor = self.server.auditor
+        if auditor.enabled:
+            auditor.request(
+                slot.op, slot.request, result.err, session=self.session_id,
+                client=self.peer_name, ids=self.auth,
+            )  # fmt: skip
         if slot.op == OpCode.CLOSE_SESSION:
             self.closing = True
         self._drain()
@@ -729,6 +749,7 @@ class Server:
         self.config = config
         self.plugins = plugins if plugins is not None else load_plugins(config)
         self.acl = AclPolicy(auth_schemes(self.plugins, config))
+        self.auditor = Auditor(self.plugins, config.audit)
         self.state = StateMachine(self.acl, extended_types=config.extended_types)
         self.watches = WatchManager()
         self.tracker = SessionTracker(config.tick_time)
@@ -905,6 +926,7 @@ class Server:
         from coord.protocol import CloseSessionRequest
 
         self._propose(session_id, OpCode.CLOSE_SESSION, CloseSessionRequest(), (), None, None)
+        self.auditor.session_expired(session_id)
 
     # --- the write path ------------------------------------------------------------------
 
@@ -1278,11 +1300,13 @@ class Server:
                     for host, port in self.addresses:
                         log.info("coord serving on %s:%d", host, port)
                     notify_server_started(self.plugins, self, self.addresses)
+                    self.auditor.server("serverStart", self.addresses)
                     task_status.started(self.addresses)
                 # The listeners stopped (drain): keep committing until cancelled.
         finally:
             with anyio.CancelScope(shield=True):
                 notify_server_stopping(self.plugins, self)
+                self.auditor.server("serverStop")
                 if self.failed is None:
                     with contextlib.suppress(StoreError):
                         await self.store.write(self._state_batch(), sync=True)

@@ -1,9 +1,11 @@
 """Test helpers shipped with coord: an in-process coord server, real Apache ZooKeeper, its
 CLI, a fault proxy, session faults for users' own tests (``drop_connection``,
-``expire_session``), and the storage backends' conformance suite.
+``expire_session``), and the conformance suites of storage backends, auth schemes and
+transports.
 
-``coord.testing`` imports without pytest; :class:`StorageConformance` (a pytest suite)
-is loaded on first access.
+``coord.testing`` imports without pytest; :class:`StorageConformance`,
+:class:`AuthSchemeConformance` and :class:`TransportConformance` (pytest suites) are
+loaded on first access.
 """
 
 from typing import TYPE_CHECKING
@@ -21,13 +23,17 @@ from coord.testing._zookeeper import (
 )
 
 if TYPE_CHECKING:
+    from coord.testing._auth_conformance import AuthSchemeConformance
     from coord.testing._storage_conformance import StorageConformance
+    from coord.testing._transport_conformance import TransportConformance
 
 __all__ = [
+    "AuthSchemeConformance",
     "CoordServerThread",
     "StorageConformance",
     "SyncTcpProxy",
     "TcpProxy",
+    "TransportConformance",
     "ZkCliCommandOutput",
     "ZkCliResult",
     "ZooKeeperProcess",
@@ -47,4 +53,12 @@ def __getattr__(name: str) -> object:
         from coord.testing._storage_conformance import StorageConformance
 
         return StorageConformance
+    if name == "AuthSchemeConformance":
+        from coord.testing._auth_conformance import AuthSchemeConformance
+
+        return AuthSchemeConformance
+    if name == "TransportConformance":
+        from coord.testing._transport_conformance import TransportConformance
+
+        return TransportConformance
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

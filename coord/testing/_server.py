@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any
@@ -28,11 +28,20 @@ def _config(**overrides: Any) -> Any:
     return ServerConfig(**defaults)
 
 
+def _plugin_manager(config: Any, plugins: Sequence[object]) -> Any:
+    if not plugins:
+        return None
+    from coord.plugins import load_plugins
+
+    return load_plugins(config, plugins=plugins)
+
+
 @asynccontextmanager
-async def running_server(**config: Any) -> AsyncIterator[Any]:
+async def running_server(plugins: Sequence[object] = (), **config: Any) -> AsyncIterator[Any]:
     """Run a coord server in the current event loop on a free loopback port.
 
     Args:
+        plugins: extra plugin objects to register (besides built-ins and entry points).
         **config: :class:`~coord.server._config.ServerConfig` fields overriding the
             test defaults (port 0, memory storage, every four-letter word allowed).
 
@@ -41,7 +50,8 @@ async def running_server(**config: Any) -> AsyncIterator[Any]:
     """
     from coord.server import Server
 
-    server = Server(_config(**config))
+    server_config = _config(**config)
+    server = Server(server_config, _plugin_manager(server_config, plugins))
     async with anyio.create_task_group() as tg:
         await tg.start(server.serve)
         try:
@@ -57,11 +67,13 @@ class CoordServerThread:
     runs ``fn`` in the server's event loop thread (for inspecting or poking its state).
 
     Args:
+        plugins: extra plugin objects to register (besides built-ins and entry points).
         **config: ServerConfig fields overriding the test defaults.
     """
 
-    def __init__(self, **config: Any) -> None:
+    def __init__(self, plugins: Sequence[object] = (), **config: Any) -> None:
         self._config = _config(**config)
+        self._plugins = tuple(plugins)
         self._portal_cm: Any = None
         self._portal: BlockingPortal | None = None
         self._future: Any = None
@@ -72,7 +84,7 @@ class CoordServerThread:
 
         self._portal_cm = start_blocking_portal("asyncio")
         self._portal = self._portal_cm.__enter__()
-        self.server = Server(self._config)
+        self.server = Server(self._config, _plugin_manager(self._config, self._plugins))
         self._future, addresses = self._portal.start_task(self.server.serve)
         self.host, self.port = addresses[0]
         return self

@@ -91,9 +91,10 @@ def test_load_plugins_registers_builtins_through_the_hooks() -> None:
     """The built-ins are plugins like any other: found only through the hooks."""
     config = ServerConfig(super_digest=digest_id("super", "pw"))
     pm = load_plugins(config, entry_points=False)
-    assert [name for name, _ in list_plugins(pm)] == BUILTINS
+    assert [info.name for info in list_plugins(pm)] == BUILTINS
     assert all(
-        source.startswith("built-in (coord.plugins.builtin.") for _, source in list_plugins(pm)
+        info.source.startswith("built-in (coord.plugins.builtin.") and info.enabled
+        for info in list_plugins(pm)
     )
 
     assert isinstance(storage_backend(pm, "memory"), MemoryBackend)
@@ -117,7 +118,9 @@ def test_load_plugins_extra_plugin_object_provides_an_auth_scheme() -> None:
     schemes = auth_schemes(pm, ServerConfig())
     assert set(schemes) == {"world", "digest", "ip", "token"}
     assert isinstance(schemes["token"], FakeScheme)
-    assert ("token_plugin", "registered directly (token_plugin)") in list_plugins(pm)
+    assert ("token_plugin", "registered directly (token_plugin)") in [
+        (info.name, info.source) for info in list_plugins(pm)
+    ]
 
 
 def test_load_plugins_plugin_registered_later_is_found() -> None:
@@ -178,7 +181,7 @@ def test_load_plugins_hookimpl_with_unknown_argument_is_an_error() -> None:
         __name__ = "bad_args"
 
         @hookimpl
-        def coord_transports(self, config: ServerConfig) -> list[Transport]:
+        def coord_transports(self, config: ServerConfig, tls: bool) -> list[Transport]:
             return []
 
     with pytest.raises(PluginError, match=r"bad_args.*invalid"):
@@ -199,7 +202,7 @@ def test_load_plugins_disabling_unknown_plugin_lists_the_loaded_ones() -> None:
 def test_load_plugins_disabled_builtin_is_not_registered() -> None:
     pm = load_plugins(ServerConfig(plugins_disabled=("builtin.tcp",)), entry_points=False)
     assert transports(pm) == []
-    assert ("builtin.tcp", "disabled") in list_plugins(pm)
+    assert ("builtin.tcp", "disabled") in [(i.name, i.state) for i in list_plugins(pm)]
 
 
 def test_storage_backend_unknown_name_lists_available() -> None:
@@ -313,10 +316,12 @@ def installed_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
 
 
 def test_load_plugins_discovers_entry_point_plugins(installed_plugin: tuple[str, str]) -> None:
-    ep_name, _module = installed_plugin
+    ep_name, module = installed_plugin
     pm = load_plugins(ServerConfig())
     assert "example" in auth_schemes(pm, ServerConfig())
-    assert (ep_name, "coord-example-plugin 1.2.3 (entry point)") in list_plugins(pm)
+    (info,) = [i for i in list_plugins(pm) if i.name == ep_name]
+    assert info.source == f"coord-example-plugin 1.2.3 (entry point {ep_name} = {module})"
+    assert (info.version, info.state, info.hooks) == ("1.2.3", "enabled", ("coord_auth_schemes",))
 
 
 def test_load_plugins_disabled_entry_point_is_never_imported(
@@ -326,7 +331,7 @@ def test_load_plugins_disabled_entry_point_is_never_imported(
     pm = load_plugins(ServerConfig(plugins_disabled=(ep_name,)))
     assert "example" not in auth_schemes(pm, ServerConfig())
     assert module not in sys.modules
-    assert (ep_name, "disabled") in list_plugins(pm)
+    assert (ep_name, "disabled") in [(i.name, i.state) for i in list_plugins(pm)]
 
 
 def test_load_plugins_entry_point_failing_to_import_is_named(
@@ -369,3 +374,151 @@ async def test_MemoryBackend_opens_a_new_empty_store_each_time(tmp_path: Path) -
     assert store.closed
     with pytest.raises(StoreError, match="closed"):
         await store.write(StoreBatch(entries=[(2, b"y")]))
+
+
+# --- settings, enabling, hookspec versions ----------------------------------------------
+
+
+class Configurable:
+    """A plugin with settings: validates them, and its factory receives them."""
+
+    __name__ = "configurable"
+
+    def __init__(self) -> None:
+        self.validated: list[dict[str, object]] = []
+
+    @hookimpl
+    def coord_validate_settings(self, settings: dict[str, object]) -> None:
+        self.validated.append(dict(settings))
+        if "scheme" in settings and not isinstance(settings["scheme"], str):
+            raise ValueError("scheme must be a string")
+
+    @hookimpl
+    def coord_auth_schemes(self, settings: dict[str, object]) -> list[FakeScheme]:
+        return [FakeScheme(str(settings.get("scheme", "token")))]
+
+
+def test_plugin_settings_are_validated_then_given_to_the_factories() -> None:
+    plugin = Configurable()
+    config = ServerConfig(plugin_settings={"configurable": {"scheme": "bearer"}})
+    pm = load_plugins(config, plugins=[plugin], entry_points=False)
+    assert plugin.validated == [{"scheme": "bearer"}]
+    assert "bearer" in auth_schemes(pm, config)
+
+
+def test_plugin_settings_validator_gets_an_empty_table_without_settings() -> None:
+    plugin = Configurable()
+    load_plugins(ServerConfig(), plugins=[plugin], entry_points=False)
+    assert plugin.validated == [{}]
+
+
+def test_plugin_settings_rejected_by_the_plugin_name_it() -> None:
+    config = ServerConfig(plugin_settings={"configurable": {"scheme": 3}})
+    with pytest.raises(
+        PluginError,
+        match=r"plugin 'configurable' rejects its settings \(\[plugins.configurable\]\): "
+        "scheme must be a string",
+    ):
+        load_plugins(config, plugins=[Configurable()], entry_points=False)
+
+
+def test_plugin_settings_for_an_unknown_plugin_suggest_the_closest() -> None:
+    config = ServerConfig(plugin_settings={"configurabel": {}})
+    with pytest.raises(PluginError) as info:
+        load_plugins(config, plugins=[Configurable()], entry_points=False)
+    message = str(info.value)
+    assert "settings [plugins.configurabel] name unknown plugin 'configurabel'" in message
+    assert "did you mean [plugins.configurable]?" in message
+
+
+def test_plugin_settings_for_a_plugin_without_validator_are_an_error() -> None:
+    config = ServerConfig(plugin_settings={"builtin.tcp": {"port": 1}})
+    with pytest.raises(PluginError, match=r"'builtin.tcp' accepts no settings"):
+        load_plugins(config, entry_points=False)
+
+
+def test_plugin_settings_for_a_disabled_plugin_are_an_error() -> None:
+    config = ServerConfig(plugins_disabled=("configurable",), plugin_settings={"configurable": {}})
+    with pytest.raises(PluginError, match=r"which is disabled; remove the table"):
+        load_plugins(config, plugins=[Configurable()], entry_points=False)
+
+
+def test_plugins_enabled_unknown_name_is_an_error() -> None:
+    with pytest.raises(PluginError, match=r"plugins_enabled names unknown plugin 'tokn'"):
+        load_plugins(ServerConfig(plugins_enabled=("tokn",)), entry_points=False)
+
+
+def test_plugins_enabled_leaves_out_other_entry_point_plugins(
+    installed_plugin: tuple[str, str],
+) -> None:
+    ep_name, module = installed_plugin
+    pm = load_plugins(ServerConfig(plugins_enabled=("builtin.tcp",)))
+    assert module not in sys.modules
+    assert "example" not in auth_schemes(pm, ServerConfig())
+    (info,) = [i for i in list_plugins(pm) if i.name == ep_name]
+    assert (info.state, info.enabled, info.hooks) == ("not enabled", False, ())
+    assert transports(pm)  # built-ins are not affected by plugins_enabled
+
+
+def test_plugin_needing_a_newer_hookspec_is_refused() -> None:
+    class Future:
+        __name__ = "future"
+        COORD_HOOKSPEC_VERSION = coord.plugins.HOOKSPEC_VERSION + 1
+
+    with pytest.raises(PluginError, match=r"plugin 'future' needs coord hookspec version"):
+        load_plugins(ServerConfig(), plugins=[Future()], entry_points=False)
+
+    class Current:
+        __name__ = "current"
+        COORD_HOOKSPEC_VERSION = coord.plugins.HOOKSPEC_VERSION
+
+    load_plugins(ServerConfig(), plugins=[Current()], entry_points=False)
+
+
+def test_list_plugins_reports_version_hooks_and_state() -> None:
+    pm = load_plugins(ServerConfig(plugins_disabled=("builtin.rocksdb_store",)), entry_points=False)
+    rows = {info.name: info for info in list_plugins(pm)}
+    assert rows["builtin.auth"].hooks == ("coord_auth_schemes",)
+    assert rows["builtin.auth"].version == coord.__version__
+    assert rows["builtin.rocksdb_store"].state == "disabled"
+    assert rows["builtin.tcp"].enabled
+
+
+def test_config_plugins_table_in_toml(tmp_path: Path) -> None:
+    from coord.server._config import ConfigError, load_config
+
+    path = tmp_path / "c.toml"
+    path.write_text(
+        textwrap.dedent(
+            """
+            [plugins]
+            enabled = ["token_auth"]
+            disabled = ["builtin.rocksdb_store"]
+
+            [plugins.token_auth]
+            public_keys = ["k1"]
+            leeway = 5
+            """
+        )
+    )
+    config = load_config(file=path)
+    assert config.plugins_enabled == ("token_auth",)
+    assert config.plugins_disabled == ("builtin.rocksdb_store",)
+    assert config.plugin_settings == {"token_auth": {"public_keys": ["k1"], "leeway": 5}}
+
+    path.write_text("[plugins]\ndisable = ['x']\n")
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown key 'disable' in the \[plugins\] table.*"
+        r"did you mean 'disabled'",
+    ):
+        load_config(file=path)
+    path.write_text("plugins_disabled = ['a']\n[plugins]\ndisabled = ['b']\n")
+    with pytest.raises(ConfigError, match="twice"):
+        load_config(file=path)
+    env = {"COORD_PLUGIN_SETTINGS": '{"token_auth": {"leeway": 1}}'}
+    assert load_config(env=env).plugin_settings == {"token_auth": {"leeway": 1}}
+    with pytest.raises(ConfigError, match="JSON object"):
+        load_config(env={"COORD_PLUGIN_SETTINGS": "[1]"})
+    with pytest.raises(ConfigError, match="both name"):
+        ServerConfig(plugins_enabled=("a",), plugins_disabled=("a",))
