@@ -71,9 +71,15 @@ class HardState:
 class StoreBatch:
     """One atomic write to a :class:`LogStore`; every part is optional.
 
-    Applied in this order: ``truncate_from``, ``entries``, ``hard_state``, ``nodes``,
-    ``sessions``, ``applied_index``, ``compact_before``.
+    Applied in this order: ``reset_to``, ``truncate_from``, ``entries``, ``hard_state``,
+    ``nodes``, ``sessions``, ``applied_index``, ``compact_before``.
     """
+
+    #: Install a snapshot: drop every log entry and every node and session record, then
+    #: restart the log with this one ``(index, encoded entry)`` -- the entry the
+    #: snapshot's state is applied up to. ``applied_index`` must be that index, and
+    #: ``nodes``/``sessions`` carry the snapshot's records. (A follower catching up.)
+    reset_to: tuple[int, bytes] | None = None
 
     #: Drop log entries with index >= this first (a follower's conflicting suffix).
     truncate_from: int | None = None
@@ -91,7 +97,8 @@ class StoreBatch:
 
     def __bool__(self) -> bool:
         return bool(
-            self.truncate_from is not None
+            self.reset_to is not None
+            or self.truncate_from is not None
             or self.entries
             or self.hard_state is not None
             or self.nodes

@@ -592,6 +592,62 @@ class StorageConformance:
             assert _snapshot(store) == before
 
     @pytest.mark.anyio
+    async def test_reset_to_installs_a_snapshot_in_place_of_everything(
+        self, open_store: Callable[..., LogStore], tmp_path: Path
+    ) -> None:
+        """A follower catching up: log and records replaced by a snapshot's, atomically."""
+        store = open_store()
+        await store.write(
+            StoreBatch(
+                entries=_entries(1, 11),
+                hard_state=HardState(3, 2),
+                nodes={"/old": b"o", "/old/child": b"c"},
+                sessions={7: b"s7"},
+                applied_index=5,
+            )
+        )
+        await store.write(
+            StoreBatch(
+                reset_to=(100, b"entry-100"),
+                entries=_entries(101, 103),
+                nodes={"/new": b"n"},
+                sessions={9: b"s9"},
+                applied_index=100,
+            )
+        )
+        assert (store.first_index, store.last_index, store.applied_index) == (100, 102, 100)
+        assert store.read_entries(100, 103) == [b"entry-100", *[d for _, d in _entries(101, 103)]]
+        assert list(store.iter_nodes()) == [("/new", b"n")]
+        assert list(store.iter_sessions()) == [(9, b"s9")]
+        assert store.hard_state == HardState(3, 2)
+        with pytest.raises(ValueError):
+            store.read_entries(99, 100)
+        await store.write(StoreBatch(entries=_entries(103, 104)))
+        assert store.last_index == 103
+        if self.persistent:
+            before = _snapshot(store)
+            store = await self._reopen(store, open_store)
+            assert _snapshot(store) == before
+
+    @pytest.mark.anyio
+    async def test_reset_to_is_refused_unless_consistent(
+        self, open_store: Callable[..., LogStore]
+    ) -> None:
+        store = open_store()
+        await store.write(StoreBatch(entries=_entries(1, 11), applied_index=8))
+        before = _snapshot(store)
+        for bad in (
+            StoreBatch(reset_to=(20, b"x")),  # no applied index
+            StoreBatch(reset_to=(20, b"x"), applied_index=19),  # a different one
+            StoreBatch(reset_to=(5, b"x"), applied_index=5),  # behind what was applied
+            StoreBatch(reset_to=(20, b"x"), applied_index=20, truncate_from=9),
+            StoreBatch(reset_to=(20, b"x"), applied_index=20, entries=_entries(22, 23)),
+        ):
+            with pytest.raises(ValueError):
+                await store.write(bad)
+            assert _snapshot(store) == before
+
+    @pytest.mark.anyio
     async def test_second_open_is_locked_until_close(
         self, open_store: Callable[..., LogStore], tmp_path: Path
     ) -> None:

@@ -29,6 +29,8 @@ class BatchPlan:
     truncate: tuple[int, int] | None
     #: Log indexes ``[start, stop)`` the compaction deletes, or None.
     compact: tuple[int, int] | None
+    #: Every node and session record is dropped before the batch's own are written.
+    reset: bool
     first_index: int
     last_index: int
     applied_index: int
@@ -67,6 +69,26 @@ def plan_batch(
     first, last, applied, hard = first_index, last_index, applied_index, hard_state
     truncate: tuple[int, int] | None = None
     compact: tuple[int, int] | None = None
+    reset = False
+
+    if batch.reset_to is not None:
+        item = batch.reset_to
+        if not isinstance(item, tuple) or len(item) != 2 or type(item[1]) is not bytes:
+            raise ValueError(f"reset_to must be an (index, bytes) pair, not {item!r}")
+        at = _index(item[0], "reset_to index")
+        if batch.truncate_from is not None:
+            raise ValueError("reset_to and truncate_from cannot be combined")
+        if batch.applied_index != at:
+            raise ValueError(
+                f"reset_to index {at} needs applied_index {at} in the same batch, "
+                f"not {batch.applied_index}"
+            )
+        if at < applied:
+            raise ValueError(f"reset_to index {at} is behind the applied index {applied}")
+        if first <= last:
+            truncate = (first, last + 1)
+        reset = True
+        first, last = at, at
 
     if batch.truncate_from is not None:
         cut = _index(batch.truncate_from, "truncate_from")
@@ -143,4 +165,4 @@ def plan_batch(
             first = before
             last = max(last, first - 1)
 
-    return BatchPlan(truncate, compact, first, last, applied, hard)
+    return BatchPlan(truncate, compact, reset, first, last, applied, hard)

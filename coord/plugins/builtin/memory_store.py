@@ -87,6 +87,11 @@ class MemoryStore:
         if plan.truncate is not None:
             for index in range(*plan.truncate):
                 del entries[index]
+        if plan.reset:
+            assert batch.reset_to is not None
+            self._nodes.clear()
+            self._sessions.clear()
+            entries[batch.reset_to[0]] = batch.reset_to[1]
         entries.update(batch.entries)
         for path, node in batch.nodes.items():
             if node is None:

@@ -534,6 +534,14 @@ class RocksDBStore:
         meta = self._handles[_META]
         if plan.truncate is not None:
             wb.delete_range(_U64.pack(plan.truncate[0]), _key_after(plan.truncate[1] - 1), log)
+        if plan.reset:
+            assert batch.reset_to is not None
+            # Keys: UTF-8 paths (no byte 0xff) and 8-byte session ids: below these ends.
+            wb.delete_range(b"", b"\xff", self._handles[_NODES])
+            wb.delete_range(b"", b"\xff" * 9, self._handles[_SESSIONS])
+            index, data = batch.reset_to
+            key = _U64.pack(index)
+            wb.put(key, _seal(_LOG, key, data), log)
         for index, data in batch.entries:
             key = _U64.pack(index)
             wb.put(key, _seal(_LOG, key, data), log)
@@ -559,7 +567,7 @@ class RocksDBStore:
             wb.put(_K_APPLIED, _seal(_META, _K_APPLIED, applied), meta)
         if plan.compact is not None:
             wb.delete_range(_U64.pack(plan.compact[0]), _key_after(plan.compact[1] - 1), log)
-        if initial or plan.first_index != self._first_index:
+        if initial or plan.reset or plan.first_index != self._first_index:
             first = _U64.pack(plan.first_index)
             wb.put(_K_FIRST, _seal(_META, _K_FIRST, first), meta)
         if initial:
