@@ -232,6 +232,11 @@ class PeerNetwork:
         link.out += data
         link.wakeup.set()
 
+    def queued(self, peer: int) -> int:
+        """Bytes waiting to be sent to ``peer``."""
+        link = self._links.get(peer)
+        return 0 if link is None else len(link.out)
+
     def connected(self, peer: int) -> bool:
         link = self._links.get(peer)
         return link is not None and link.connected
