@@ -1146,6 +1146,37 @@ class Server:
             )
         return terms
 
+    def reload_state(self) -> None:
+        """Replace the in-memory state by the store's (a snapshot was just installed).
+
+        Client connections are closed: their watches and pending requests refer to the
+        state being replaced; clients reconnect and re-register their watches, which fire
+        for what changed (as after any reconnect).
+        """
+        for connection in list(self.connections):
+            connection.closing = True
+            connection.kick()
+        state = StateMachine(self.acl, extended_types=self.config.extended_types)
+        count = load_state(self.store, state)
+        applied = self.store.applied_index
+        if applied:
+            raw = self.store.read_entries(applied, applied + 1)[0]
+            state.last_zxid = self._decode_entry(raw, applied).zxid
+        self.state = state
+        self._applied_index = self._written_applied_index = applied
+        self._index = self.store.last_index
+        self._closing_sessions.clear()
+        self.tracker = SessionTracker(self.config.tick_time)
+        now = now_ms()
+        for session_id, session in state.sessions.items():
+            self.tracker.add(session_id, session.timeout, now)
+        log.info(
+            "state replaced by a snapshot: %d nodes, %d sessions, zxid 0x%x",
+            count,
+            len(state.sessions),
+            state.last_zxid,
+        )
+
     def _decode_entry(self, raw: bytes, index: int) -> Entry:
         try:
             return Entry.decode(raw)

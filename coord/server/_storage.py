@@ -92,6 +92,8 @@ class StoreBatch:
     sessions: dict[int, bytes | None] = field(default_factory=dict)
     #: The index of the last entry whose effects the records now include.
     applied_index: int | None = None
+    #: The ensemble's membership as of the applied state (opaque to the store).
+    membership: bytes | None = None
     #: Drop log entries with index < this (they are covered by the applied records).
     compact_before: int | None = None
 
@@ -104,6 +106,7 @@ class StoreBatch:
             or self.nodes
             or self.sessions
             or self.applied_index is not None
+            or self.membership is not None
             or self.compact_before is not None
         )
 
@@ -131,6 +134,11 @@ class LogStore(Protocol):
     @property
     def hard_state(self) -> HardState:
         """The hard state last written."""
+        ...
+
+    @property
+    def membership(self) -> bytes | None:
+        """The membership last written (``None`` until one is)."""
         ...
 
     async def write(self, batch: StoreBatch, *, sync: bool = True) -> None:

@@ -161,6 +161,7 @@ def _snapshot(store: LogStore) -> dict[str, Any]:
         "last": store.last_index,
         "applied": store.applied_index,
         "hard": store.hard_state,
+        "membership": store.membership,
         "log": store.read_entries(store.first_index, store.last_index + 1),
         "nodes": list(store.iter_nodes()),
         "sessions": sorted(store.iter_sessions()),
@@ -173,6 +174,7 @@ def _model_snapshot(model: _Model) -> dict[str, Any]:
         "last": model.last,
         "applied": model.applied,
         "hard": model.hard,
+        "membership": None,
         "log": [model.log[i] for i in range(model.first, model.last + 1)],
         "nodes": sorted(model.nodes.items()),
         "sessions": sorted(model.sessions.items()),
@@ -628,6 +630,23 @@ class StorageConformance:
             before = _snapshot(store)
             store = await self._reopen(store, open_store)
             assert _snapshot(store) == before
+
+    @pytest.mark.anyio
+    async def test_membership_is_kept_with_the_applied_state(
+        self, open_store: Callable[..., LogStore]
+    ) -> None:
+        store = open_store()
+        assert store.membership is None
+        await store.write(StoreBatch(entries=_entries(1, 4), applied_index=2, membership=b"m1"))
+        await store.write(StoreBatch(entries=_entries(4, 5)))  # unchanged when not given
+        assert store.membership == b"m1"
+        with pytest.raises(ValueError):
+            await store.write(StoreBatch(membership="text"))  # type: ignore[arg-type]
+        assert store.membership == b"m1"
+        await store.write(StoreBatch(membership=b"m2", applied_index=3))
+        if self.persistent:
+            store = await self._reopen(store, open_store)
+        assert store.membership == b"m2"
 
     @pytest.mark.anyio
     async def test_reset_to_is_refused_unless_consistent(

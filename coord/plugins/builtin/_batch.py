@@ -143,6 +143,9 @@ def plan_batch(
                 f"session record {session_id:#x} is {type(record).__name__}, not bytes"
             )
 
+    if batch.membership is not None and type(batch.membership) is not bytes:
+        raise ValueError(f"membership is {type(batch.membership).__name__}, not bytes")
+
     if batch.applied_index is not None:
         new_applied = _uint(batch.applied_index, "applied_index")
         if new_applied < applied:

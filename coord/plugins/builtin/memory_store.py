@@ -37,6 +37,7 @@ class MemoryStore:
         self._first_index = 1
         self._last_index = 0
         self._applied_index = 0
+        self._membership: bytes | None = None
         self._hard_state = HardState()
         self._closed = False
 
@@ -54,6 +55,11 @@ class MemoryStore:
     def applied_index(self) -> int:
         """The applied index last written (0 for a new store)."""
         return self._applied_index
+
+    @property
+    def membership(self) -> bytes | None:
+        """The membership last written."""
+        return self._membership
 
     @property
     def hard_state(self) -> HardState:
@@ -109,6 +115,8 @@ class MemoryStore:
         self._first_index = plan.first_index
         self._last_index = plan.last_index
         self._applied_index = plan.applied_index
+        if batch.membership is not None:
+            self._membership = batch.membership
         self._hard_state = plan.hard_state
         await anyio.lowlevel.cancel_shielded_checkpoint()
 

@@ -138,6 +138,7 @@ _K_FORMAT = b"format"
 _K_FIRST = b"first_index"
 _K_APPLIED = b"applied_index"
 _K_HARD = b"hard_state"
+_K_MEMBERSHIP = b"membership"
 
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
@@ -302,6 +303,7 @@ class _Plan:
     last_index: int
     applied_index: int
     hard_state: HardState
+    membership: bytes | None
 
 
 class RocksDBStore:
@@ -338,6 +340,7 @@ class RocksDBStore:
         self._last_index = 0
         self._applied_index = 0
         self._hard_state = HardState()
+        self._membership: bytes | None = None
 
     # --- opening --------------------------------------------------------------------
 
@@ -428,6 +431,12 @@ class RocksDBStore:
         self._last_index = last
         self._applied_index = applied
         self._hard_state = HardState(term, vote)
+        raw_membership = meta.get(_K_MEMBERSHIP)
+        self._membership = (
+            None
+            if raw_membership is None
+            else _unseal(self._dir, _META, _K_MEMBERSHIP, raw_membership)
+        )
 
     def _meta_int(self, key: bytes) -> int | None:
         raw = self._cf[_META].get(key)
@@ -464,6 +473,11 @@ class RocksDBStore:
     def hard_state(self) -> HardState:
         """The hard state last written."""
         return self._hard_state
+
+    @property
+    def membership(self) -> bytes | None:
+        """The membership last written (``None`` until one is)."""
+        return self._membership
 
     @property
     def closed(self) -> bool:
@@ -562,6 +576,8 @@ class RocksDBStore:
                 wb.delete(key, sessions)
             else:
                 wb.put(key, _seal(_SESSIONS, key, record), sessions)
+        if batch.membership is not None:
+            wb.put(_K_MEMBERSHIP, _seal(_META, _K_MEMBERSHIP, batch.membership), meta)
         if batch.applied_index is not None:
             applied = _U64.pack(plan.applied_index)
             wb.put(_K_APPLIED, _seal(_META, _K_APPLIED, applied), meta)
@@ -573,7 +589,14 @@ class RocksDBStore:
         if initial:
             version = _U64.pack(FORMAT_VERSION)
             wb.put(_K_FORMAT, _seal(_META, _K_FORMAT, version), meta)
-        return _Plan(wb, plan.first_index, plan.last_index, plan.applied_index, plan.hard_state)
+        return _Plan(
+            wb,
+            plan.first_index,
+            plan.last_index,
+            plan.applied_index,
+            plan.hard_state,
+            self._membership if batch.membership is None else batch.membership,
+        )
 
     def _write_plan(self, plan: _Plan, sync: bool) -> None:
         db = self._check_writable()
@@ -586,6 +609,7 @@ class RocksDBStore:
         self._last_index = plan.last_index
         self._applied_index = plan.applied_index
         self._hard_state = plan.hard_state
+        self._membership = plan.membership
 
     def _sync_wal(self) -> None:
         db = self._check_writable()
