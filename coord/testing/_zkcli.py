@@ -32,7 +32,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,6 +134,7 @@ def run_zkcli(
     *commands: str,
     timeout: float = 60.0,
     script: bool = False,
+    system_properties: Mapping[str, object] | None = None,
 ) -> ZkCliResult:
     """Run zkCli commands against ``address`` and return each command's output.
 
@@ -149,6 +150,8 @@ def run_zkcli(
             ``printwatches`` and ``redo`` without ``script=True``: they are the delimiters.
         timeout: Seconds allowed for the whole run (for each JVM with ``script=True``).
         script: Run each command through ``zkCli.sh`` in its own JVM.
+        system_properties: Java system properties for the client JVM(s), e.g. the TLS
+            settings (``zookeeper.client.secure``, ``zookeeper.ssl.keyStore.location``...).
 
     Returns:
         The per-command output, watch events and exit status.
@@ -166,12 +169,15 @@ def run_zkcli(
     reason = zookeeper_available()
     if reason is not None:
         raise RuntimeError(f"Apache ZooKeeper unavailable: {reason}")
+    props = tuple(f"-D{key}={value}" for key, value in (system_properties or {}).items())
     if script:
-        return _run_script(address, commands, timeout)
-    return _run_session(address, commands, timeout)
+        return _run_script(address, commands, timeout, props)
+    return _run_session(address, commands, timeout, props)
 
 
-def _run_session(address: str, commands: tuple[str, ...], timeout: float) -> ZkCliResult:
+def _run_session(
+    address: str, commands: tuple[str, ...], timeout: float, props: tuple[str, ...] = ()
+) -> ZkCliResult:
     lines: list[str] = []
     for i, command in enumerate(commands):
         lines.append(command)
@@ -186,6 +192,7 @@ def _run_session(address: str, commands: tuple[str, ...], timeout: float) -> ZkC
             [
                 _java_or_raise(),
                 *_CLIENT_JVM_OPTIONS,
+                *props,
                 f"-Dlog4j.configuration={config.as_uri()}",
                 f"-Dcoord.zkcli.log={log_file}",
                 "-cp",
@@ -224,13 +231,15 @@ def _run_session(address: str, commands: tuple[str, ...], timeout: float) -> ZkC
     )
 
 
-def _run_script(address: str, commands: tuple[str, ...], timeout: float) -> ZkCliResult:
+def _run_script(
+    address: str, commands: tuple[str, ...], timeout: float, props: tuple[str, ...] = ()
+) -> ZkCliResult:
     if not ZKCLI_SCRIPT.is_file():
         raise RuntimeError(f"{ZKCLI_SCRIPT} is missing (apt-get install zookeeper)")
     env = dict(os.environ)
     # zkCli.sh passes $CLIENT_JVMFLAGS to java; its class path has no SLF4J binding, so
     # SLF4J prints a NOP warning on stderr, which we strip.
-    env["CLIENT_JVMFLAGS"] = " ".join(_CLIENT_JVM_OPTIONS)
+    env["CLIENT_JVMFLAGS"] = " ".join((*_CLIENT_JVM_OPTIONS, *props))
     outputs: list[ZkCliCommandOutput] = []
     events: list[str] = []
     raw_stdout: list[str] = []
