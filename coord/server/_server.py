@@ -703,7 +703,9 @@ class Server:
         self.config = config
         self.plugins = plugins if plugins is not None else load_plugins(config)
         self.acl = AclPolicy(auth_schemes(self.plugins, config))
-        self.state = StateMachine(self.acl, extended_types=config.extended_types)
+        self.state = StateMachine(
+            self.acl, extended_types=config.extended_types, enforce_quota=config.enforce_quota
+        )
         self.watches = WatchManager()
         self.tracker = SessionTracker(config.tick_time)
         self.store = storage_backend(self.plugins, config.storage).open(config)
