@@ -305,6 +305,8 @@ class StateMachine:
         self.extended_types = extended_types
         self.enforce_quota = enforce_quota
         self._quotas: QuotaIndex | None = None
+        #: Inside a multi: each quota usage as it was before the multi (what checks see).
+        self._usage_before: dict[str, bytes | None] | None = None
         self.nodes: dict[str, Node] = system_nodes()
         self.sessions: dict[int, Session] = {}
         self.containers: set[str] = set()
@@ -586,14 +588,18 @@ class StateMachine:
         bodies: list[tuple[int, bytes]] = []
         failed_at = -1
         failure = 0
-        for index, (op_type, op_request) in enumerate(map(_multi_op, request.ops)):
-            try:
-                body = self._write_op(entry, op_type, op_request, events, undo)
-                bodies.append((_MULTI_RESULT_TYPE.get(op_type, op_type), body))
-            except CoordError as exc:
-                assert exc.code is not None
-                failed_at, failure = index, int(exc.code)
-                break
+        self._usage_before = {}
+        try:
+            for index, (op_type, op_request) in enumerate(map(_multi_op, request.ops)):
+                try:
+                    body = self._write_op(entry, op_type, op_request, events, undo)
+                    bodies.append((_MULTI_RESULT_TYPE.get(op_type, op_type), body))
+                except CoordError as exc:
+                    assert exc.code is not None
+                    failed_at, failure = index, int(exc.code)
+                    break
+        finally:
+            self._usage_before = None
         out = bytearray()
         if failed_at < 0:
             for op_type, body in bodies:
@@ -630,12 +636,21 @@ class StateMachine:
         if root is None:
             return
         limits = self.nodes.get(limit_path(root))
-        usage = self.nodes.get(stat_path(root))
+        usage_path = stat_path(root)
+        usage = self.nodes.get(usage_path)
         if limits is None or usage is None:
             return
-        hard, message = exceeds(
-            parse_stats(limits.data), parse_stats(usage.data), count_diff, bytes_diff
-        )
+        current = parse_stats(usage.data)
+        if self._usage_before is not None and usage_path in self._usage_before:
+            # ZooKeeper checks the ops of a multi against the committed tree, i.e. the
+            # usage before the multi (a delete earlier in the multi frees nothing for a
+            # create after it). Taking the larger of that and the running usage refuses
+            # whatever ZooKeeper refuses, and also the multi that ZooKeeper would let
+            # overshoot a hard limit op by op.
+            before = parse_stats(self._usage_before[usage_path])
+            for key in ("count", "bytes"):
+                current[key] = max(current.get(key, -1), before.get(key, -1))
+        hard, message = exceeds(parse_stats(limits.data), current, count_diff, bytes_diff)
         if hard:
             raise QuotaExceededError(f"Quota exceeded: {root} [{message}]", path=root)
 
@@ -651,6 +666,8 @@ class StateMachine:
         if usage is None:
             return
         before = usage.data
+        if self._usage_before is not None:
+            self._usage_before.setdefault(usage_path, before)
         stats = parse_stats(before)
         stats["count"] = stats.get("count", -1) + count_diff
         stats["bytes"] = stats.get("bytes", -1) + bytes_diff

@@ -161,6 +161,23 @@ def test_failed_multi_rolls_back_the_usage() -> None:
     assert "/q/a" not in m.sm.nodes and m.sm.nodes["/q"].data == b""
 
 
+def test_multi_checks_against_the_usage_before_it_as_ZooKeeper() -> None:
+    """A delete earlier in a multi frees nothing for a create after it (ZooKeeper checks
+    the committed tree), yet a multi cannot overshoot a hard limit op by op either."""
+    m = Machine()
+    m.create("/q")
+    m.setquota("/q", "count=-1,bytes=-1=;countHardLimit=2")
+    m.create("/q/a")
+    ops = (
+        MultiOp(OpCode.DELETE, DeleteRequest("/q/a", -1)),
+        MultiOp(OpCode.CREATE, CreateRequest("/q/b", b"", OPEN, 0)),
+    )
+    result = m.apply(OpCode.MULTI, MultiRequest(ops))
+    assert b"\xff\xff\xff\x83" in result.body
+    assert "/q/a" in m.sm.nodes and "/q/b" not in m.sm.nodes
+    assert m.usage("/q")["count"] == 2
+
+
 def test_closing_a_session_releases_its_ephemerals_usage() -> None:
     m = Machine()
     m.create("/q")
@@ -247,8 +264,8 @@ def test_quota_survives_a_restart(tmp_path: Path) -> None:
         zk = KazooClient(server.address)
         zk.start(timeout=10)
         zk.create("/svc/x", b"12", makepath=True)
-        zk.create("/zookeeper/quota/svc/zookeeper_limits", b"count=-1,bytes=-1=;countHardLimit=3",
-                  makepath=True)  # fmt: skip
+        limits = b"count=-1,bytes=-1=;countHardLimit=3"
+        zk.create("/zookeeper/quota/svc/zookeeper_limits", limits, makepath=True)
         zk.create("/zookeeper/quota/svc/zookeeper_stats", b"count=0,bytes=0")
         assert zk.get("/zookeeper/quota/svc/zookeeper_stats")[0] == b"count=2,bytes=2"
         zk.stop()
