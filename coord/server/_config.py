@@ -183,7 +183,7 @@ class ServerConfig:
         "that connection until replies go out (0: unlimited).",
     )
     requests_per_turn: int = _doc(
-        64,
+        16,
         "Requests handled from one connection before other connections get a turn (fair "
         "scheduling; 0: everything that arrived in one read).",
     )
