@@ -223,6 +223,12 @@ def create_dev_pki(
     """
     if days <= 0:
         raise ToolError(f"--days must be positive, not {days}")
+    if server is not None:
+        _check_name(server, "server name")
+        if not hosts:
+            raise ToolError("the server certificate needs at least one --host")
+    for client in clients:
+        _check_name(client, "client name")
     base = Path(directory)
     base.mkdir(parents=True, exist_ok=True)
     ca_path, ca_key_path = base / "ca.pem", base / "ca-key.pem"
@@ -235,9 +241,6 @@ def create_dev_pki(
         ca_key, ca = _load_ca(ca_path, ca_key_path)
     result = DevPki(base, ca_path, ca_key_path, created)
     if server is not None:
-        _check_name(server, "server name")
-        if not hosts:
-            raise ToolError("the server certificate needs at least one --host")
         key, cert = _issue(
             ca_key,
             ca,
@@ -248,7 +251,6 @@ def create_dev_pki(
         )
         result.server = _write_leaf(base, server, key, cert)
     for client in dict.fromkeys(clients):
-        _check_name(client, "client name")
         key, cert = _issue(
             ca_key,
             ca,

@@ -364,3 +364,25 @@ def test_certificate_identity_kinds(pki: DevPki) -> None:
     ids = scheme.connection_ids(PeerInfo("127.0.0.1", 1, certificate=der))
     assert ids == [Id("x509", "alice")]
     assert scheme.connection_ids(PeerInfo("127.0.0.1", 1)) == []
+
+
+async def test_TlsTransport_handshake_flood_past_the_per_ip_limit_is_refused(pki: DevPki) -> None:
+    """At most max_client_connections TLS handshakes per address may be pending; more
+    connections are closed at once, and the server still serves TLS afterwards."""
+    config = _tls_config(pki, max_client_connections=3, handshake_timeout=2.0)
+    async with running_server(**config) as server:
+        host, port = _tls_transport(server).addresses[0]
+        stalled = [await anyio.connect_tcp(host, port) for _ in range(3)]
+        await anyio.wait_all_tasks_blocked()
+        extra = await anyio.connect_tcp(host, port)
+        with anyio.fail_after(1):  # closed at once, long before the handshake deadline
+            with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                await extra.receive()
+        await extra.aclose()
+        for stream in stalled:
+            await stream.aclose()
+        with anyio.fail_after(10):
+            async with coord.connect(
+                _secure_address(server), session_timeout=5, tls=_client_tls(pki)
+            ) as zk:
+                assert await zk.exists("/") is not None
