@@ -386,3 +386,50 @@ async def test_TlsTransport_handshake_flood_past_the_per_ip_limit_is_refused(pki
                 _secure_address(server), session_timeout=5, tls=_client_tls(pki)
             ) as zk:
                 assert await zk.exists("/") is not None
+
+
+def test_server_and_client_contexts_authenticate_each_other(pki: DevPki, foreign: DevPki) -> None:
+    """The contexts for links between servers: both sides present the server certificate
+    and verify the other against the CA (mutual TLS); a peer from another CA is refused."""
+    import threading
+
+    assert pki.server is not None
+    settings = TlsSettings(cert=str(pki.server.cert), key=str(pki.server.key), ca=str(pki.ca))
+    from coord.server._tls import server_context
+
+    seen: list[str | None] = []
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def accept(count: int) -> None:
+            for _ in range(count):
+                conn, _ = listener.accept()
+                try:
+                    with server_context(settings).wrap_socket(conn, server_side=True) as tls:
+                        der = tls.getpeercert(binary_form=True)
+                        seen.append(certificate_identity(der, "cn") if der else None)
+                        tls.sendall(b"ok")
+                except (ssl.SSLError, OSError):
+                    seen.append("refused")
+
+        thread = threading.Thread(target=accept, args=(2,))
+        thread.start()
+        context = client_context(settings)
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+        ):
+            assert tls.recv(2) == b"ok"
+        assert foreign.server is not None
+        stranger = client_context(
+            TlsSettings(cert=str(foreign.server.cert), key=str(foreign.server.key), ca=str(pki.ca))
+        )
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+            pytest.raises((ssl.SSLError, OSError)),
+            stranger.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+        ):
+            tls.recv(2)
+        thread.join(5)
+    # The server certificate's CN, presented as a client; then the stranger, refused.
+    assert seen == ["localhost", "refused"]
