@@ -215,6 +215,8 @@ class Connection:
         self._reader_scope = anyio.CancelScope()
         self._pending_done = anyio.Event()
         self._gone = anyio.Event()
+        #: Set when the FIFO has room again (throttling, _handle_throttled).
+        self._room: anyio.Event | None = None
         self.started_wall = time.time()
         self.last_zxid = 0
         self.received = 0
@@ -222,8 +224,6 @@ class Connection:
         self.last_op = "NA"
         #: `snap` was sent: run() streams a snapshot (coord/server/_snapshot.py).
         self.snapshot_requested = False
-        #: Set when the FIFO has room again (throttling, _handle_throttled).
-        self._room: anyio.Event | None = None
 
     def __hash__(self) -> int:
         return id(self)
