@@ -103,6 +103,10 @@ class TlsSettings:
 
 
 def _load(context: ssl.SSLContext, settings: TlsSettings) -> None:
+    for name in settings.files:
+        # ssl's own errors for missing files do not name them.
+        with open(name, "rb"):
+            pass
     context.minimum_version = _VERSIONS[settings.min_version]
     try:
         context.load_cert_chain(settings.cert, settings.key, settings.key_password)

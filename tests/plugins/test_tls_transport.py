@@ -327,8 +327,26 @@ async def test_TlsTransport_unloadable_certificate_stops_start_up(
     leaves = [info.value]
     while isinstance(leaves[-1], BaseExceptionGroup):
         leaves.append(leaves[-1].exceptions[0])
-    assert isinstance(leaves[-1], ssl.SSLError)
+    assert isinstance(leaves[-1], ConfigError)
     assert str(bad) in str(leaves[-1])
+
+
+def test_coord_server_with_a_missing_certificate_exits_2(tmp_path: Path) -> None:
+    """From the command line, an unreadable certificate is a one-line error, status 2."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COORD_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "coord", "server", "--storage", "memory", "--port", "0",
+         "--secure-port", "0", "--tls-cert", str(tmp_path / "missing.pem"),
+         "--tls-client-auth", "none"],
+        capture_output=True, text=True, timeout=60, env=env, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("coord: the TLS certificate files")
+    assert "missing.pem" in result.stderr
 
 
 def test_ServerConfig_tls_settings_are_validated() -> None:

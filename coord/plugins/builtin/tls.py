@@ -75,13 +75,20 @@ class TlsTransport:
         reports no address and returns at once when ``secure_port`` is unset.
 
         Raises:
-            OSError: the address cannot be bound, or a certificate file cannot be read.
-            ssl.SSLError: the certificate, key or CA bundle does not load.
+            OSError: the address cannot be bound.
+            ConfigError: the certificate, key or CA bundle cannot be read or does not load
+                (the message names the file).
         """
         if config.secure_port is None:
             task_status.started([])
             return
-        self.reloader = reloader = CertificateReloader(TlsSettings.from_config(config))
+        try:
+            self.reloader = reloader = CertificateReloader(TlsSettings.from_config(config))
+        except (OSError, ssl.SSLError) as exc:
+            from coord.server._config import ConfigError
+
+            detail = f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc)
+            raise ConfigError(f"the TLS certificate files do not load: {detail}") from exc
         listener = await anyio.create_tcp_listener(
             local_host=config.host or None, local_port=config.secure_port, reuse_port=False
         )
