@@ -1,5 +1,5 @@
 """Bad input and abuse, the cases test_server_robustness.py does not cover: wrong protocol
-versions, garbage after the handshake, huge ACL lists, deep and long paths, request
+versions, garbage after the handshake, truncated frames, huge ACL lists, deep and long paths, request
 floods, many watches, half-open sessions, and a bounded hypothesis fuzzer feeding random
 frames to a running server.
 
@@ -160,6 +160,29 @@ def test_Server_garbage_frame_after_handshake_is_closed(server, healthy):
     raw = Raw(server)
     raw.send(frame(b"\x07"))  # shorter than a request header
     assert raw.is_closed()
+    assert _digest(server) == before
+    _assert_healthy(server, healthy)
+
+
+def test_Server_truncated_frames(server, healthy):
+    """Half a handshake frame then silence is cut off at handshake_timeout; a request frame
+    cut off by the client closing is dropped without effect."""
+    before = _digest(server)
+    raw = Raw(server, handshake=False)
+    raw.send(frame(ConnectRequest(0, 0, 4000, 0, bytes(16)).to_bytes())[:20])
+    started = time.monotonic()
+    assert raw.is_closed(within=5)
+    assert time.monotonic() - started < 3  # handshake_timeout is 1 s
+    raw.close()
+    raw = Raw(server)
+    request = frame(
+        RequestHeader(1, OpCode.CREATE).to_bytes()
+        + CreateRequest("/truncated", b"x" * 100, OPEN, 0).to_bytes()
+    )
+    raw.send(request[: len(request) // 2])
+    raw.sock.shutdown(socket.SHUT_WR)
+    assert raw.is_closed()
+    raw.close()
     assert _digest(server) == before
     _assert_healthy(server, healthy)
 
