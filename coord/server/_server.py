@@ -741,11 +741,11 @@ class Server:
         self.config = config
         self.plugins = plugins if plugins is not None else load_plugins(config)
         self.acl = AclPolicy(auth_schemes(self.plugins, config))
-        self.state = StateMachine(
-            self.acl, extended_types=config.extended_types, enforce_quota=config.enforce_quota
-        )
+        self.state = StateMachine(self.acl, extended_types=config.extended_types)
         self.watches = WatchManager()
         self.tracker = SessionTracker(config.tick_time)
+        # Quotas (coord/server/_quota.py): a StateMachine built elsewhere needs it too.
+        self.state.enforce_quota = config.enforce_quota
         self.store = storage_backend(self.plugins, config.storage).open(config)
         self._term = 0
         self._index = 0

@@ -32,7 +32,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,7 +134,7 @@ def run_zkcli(
     *commands: str,
     timeout: float = 60.0,
     script: bool = False,
-    system_properties: Mapping[str, object] | None = None,
+    jvm_options: Sequence[str] = (),
 ) -> ZkCliResult:
     """Run zkCli commands against ``address`` and return each command's output.
 
@@ -150,8 +150,8 @@ def run_zkcli(
             ``printwatches`` and ``redo`` without ``script=True``: they are the delimiters.
         timeout: Seconds allowed for the whole run (for each JVM with ``script=True``).
         script: Run each command through ``zkCli.sh`` in its own JVM.
-        system_properties: Java system properties for the client JVM(s), e.g. the TLS
-            settings (``zookeeper.client.secure``, ``zookeeper.ssl.keyStore.location``...).
+        jvm_options: Extra JVM options (e.g. ``-Djava.security.auth.login.config=...``
+            for SASL); with ``script=True`` they go into ``CLIENT_JVMFLAGS``.
 
     Returns:
         The per-command output, watch events and exit status.
@@ -169,14 +169,13 @@ def run_zkcli(
     reason = zookeeper_available()
     if reason is not None:
         raise RuntimeError(f"Apache ZooKeeper unavailable: {reason}")
-    props = tuple(f"-D{key}={value}" for key, value in (system_properties or {}).items())
     if script:
-        return _run_script(address, commands, timeout, props)
-    return _run_session(address, commands, timeout, props)
+        return _run_script(address, commands, timeout, tuple(jvm_options))
+    return _run_session(address, commands, timeout, tuple(jvm_options))
 
 
 def _run_session(
-    address: str, commands: tuple[str, ...], timeout: float, props: tuple[str, ...] = ()
+    address: str, commands: tuple[str, ...], timeout: float, jvm_options: tuple[str, ...] = ()
 ) -> ZkCliResult:
     lines: list[str] = []
     for i, command in enumerate(commands):
@@ -192,7 +191,7 @@ def _run_session(
             [
                 _java_or_raise(),
                 *_CLIENT_JVM_OPTIONS,
-                *props,
+                *jvm_options,
                 f"-Dlog4j.configuration={config.as_uri()}",
                 f"-Dcoord.zkcli.log={log_file}",
                 "-cp",
@@ -232,14 +231,14 @@ def _run_session(
 
 
 def _run_script(
-    address: str, commands: tuple[str, ...], timeout: float, props: tuple[str, ...] = ()
+    address: str, commands: tuple[str, ...], timeout: float, jvm_options: tuple[str, ...] = ()
 ) -> ZkCliResult:
     if not ZKCLI_SCRIPT.is_file():
         raise RuntimeError(f"{ZKCLI_SCRIPT} is missing (apt-get install zookeeper)")
     env = dict(os.environ)
     # zkCli.sh passes $CLIENT_JVMFLAGS to java; its class path has no SLF4J binding, so
     # SLF4J prints a NOP warning on stderr, which we strip.
-    env["CLIENT_JVMFLAGS"] = " ".join((*_CLIENT_JVM_OPTIONS, *props))
+    env["CLIENT_JVMFLAGS"] = " ".join((*_CLIENT_JVM_OPTIONS, *jvm_options))
     outputs: list[ZkCliCommandOutput] = []
     events: list[str] = []
     raw_stdout: list[str] = []

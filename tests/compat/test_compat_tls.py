@@ -65,9 +65,9 @@ def _kazoo_tls(pki: DevPki, name: str | None) -> dict[str, Any]:
     return options
 
 
-def _zkcli_tls(pki: DevPki, name: str) -> dict[str, object]:
+def _zkcli_tls(pki: DevPki, name: str) -> list[str]:
     """The client JVM's settings for TLS with PEM files (as `coord certs` prints them)."""
-    return {
+    properties = {
         "zookeeper.clientCnxnSocket": "org.apache.zookeeper.ClientCnxnSocketNetty",
         "zookeeper.client.secure": "true",
         "zookeeper.ssl.keyStore.location": _files(pki, name).keystore,
@@ -75,6 +75,7 @@ def _zkcli_tls(pki: DevPki, name: str) -> dict[str, object]:
         "zookeeper.ssl.trustStore.location": pki.ca,
         "zookeeper.ssl.trustStore.type": "PEM",
     }
+    return [f"-D{key}={value}" for key, value in properties.items()]
 
 
 def test_kazoo_over_tls_with_client_certificate(server: CoordServerThread, pki: DevPki) -> None:
@@ -119,14 +120,14 @@ def test_zkcli_over_tls(server: CoordServerThread, pki: DevPki) -> None:
         # zkCli splits ACL lists at commas, so a DN is given through ``auth``.
         "setAcl /zkcli-tls auth::cdrwa",
         "getAcl /zkcli-tls",
-        system_properties=_zkcli_tls(pki, "alice"),
+        jvm_options=_zkcli_tls(pki, "alice"),
     )
     assert "Created /zkcli-tls" in result[0].stderr, result.raw_stderr
     assert result[1].stdout == "hello"
     assert f"x509: {ALICE}" in result[2].stdout.splitlines()
     # zkCli prints ids URL-encoded (the comma as %2C).
     assert "'x509,'CN=alice%2CO=Example" in result[4].stdout
-    denied = run_zkcli(_secure(server), "get /zkcli-tls", system_properties=_zkcli_tls(pki, "bob"))
+    denied = run_zkcli(_secure(server), "get /zkcli-tls", jvm_options=_zkcli_tls(pki, "bob"))
     assert "Insufficient permission" in denied.stderr
 
 
@@ -162,9 +163,9 @@ def test_x509_identity_is_the_same_as_ZooKeepers(
         pytest.skip(f"ZooKeeper with TLS did not start: {exc}")
     with zk:
         theirs = run_zkcli(
-            f"127.0.0.1:{secure_port}", "whoami", system_properties=_zkcli_tls(pki, "alice")
+            f"127.0.0.1:{secure_port}", "whoami", jvm_options=_zkcli_tls(pki, "alice")
         )
-    ours = run_zkcli(_secure(server), "whoami", system_properties=_zkcli_tls(pki, "alice"))
+    ours = run_zkcli(_secure(server), "whoami", jvm_options=_zkcli_tls(pki, "alice"))
     x509_theirs = [line for line in theirs.stdout.splitlines() if line.startswith("x509: ")]
     x509_ours = [line for line in ours.stdout.splitlines() if line.startswith("x509: ")]
     assert x509_theirs, theirs.raw_stdout + theirs.raw_stderr
