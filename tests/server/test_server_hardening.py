@@ -1,7 +1,7 @@
 """Bad input and abuse, the cases test_server_robustness.py does not cover: wrong protocol
-versions, garbage after the handshake, truncated frames, huge ACL lists, deep and long paths, request
-floods, many watches, half-open sessions, and a bounded hypothesis fuzzer feeding random
-frames to a running server.
+versions, garbage after the handshake, truncated frames, huge ACL lists, deep and long
+paths, request floods, many watches, half-open sessions, and a bounded hypothesis fuzzer
+feeding random frames to a running server.
 
 Every case ends with a clear error reply or a closed connection for the offender, and an
 unaffected server: a healthy kazoo session keeps working, ``ruok`` answers, the tree's
