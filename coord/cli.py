@@ -129,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_arguments(plugins_list)
     _add_tool_commands(commands)
+    _add_certs_command(commands)
     return parser
 
 
@@ -246,6 +247,58 @@ def _add_tool_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         help="replace the data and ACL of existing nodes (none is deleted)",
     )
     _add_auth_argument(import_)
+
+
+def _add_certs_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``coord certs``: a development CA and certificates (:mod:`coord.tools._certs`)."""
+    certs = commands.add_parser(
+        "certs",
+        help="create a development CA and server/client TLS certificates (PEM)",
+        description="Create a development certificate authority in DIR (or reuse the one "
+        "there) and issue a server certificate and client certificates from it, as PEM "
+        "files, then print the settings for coord, kazoo, the SDK and zkCli.sh. For local "
+        "use only: the CA key is stored unencrypted beside the certificates.",
+    )
+    certs.add_argument("--dir", required=True, metavar="DIR", help="where the files go")
+    certs.add_argument(
+        "--server",
+        default="server",
+        metavar="NAME",
+        help="file name of the server certificate [default: server]",
+    )
+    certs.add_argument(
+        "--no-server", action="store_true", help="issue no server certificate this time"
+    )
+    certs.add_argument(
+        "--host",
+        action="append",
+        metavar="HOST",
+        help="a name or address for the server certificate (repeatable) "
+        "[default: localhost, 127.0.0.1, ::1]",
+    )
+    certs.add_argument(
+        "--client",
+        action="append",
+        metavar="NAME",
+        help="issue a client certificate with subject CN=NAME (repeatable) [default: client]",
+    )
+    certs.add_argument("--org", default=None, help="organisation (O=) of client subjects")
+    certs.add_argument("--days", type=int, default=365, help="validity in days [default: 365]")
+
+
+def _certs(args: argparse.Namespace) -> int:
+    from coord.tools._certs import create_dev_pki, usage_text
+
+    pki = create_dev_pki(
+        args.dir,
+        server=None if args.no_server else args.server,
+        hosts=tuple(args.host or ("localhost", "127.0.0.1", "::1")),
+        clients=tuple(args.client or ("client",)),
+        org=args.org,
+        days=args.days,
+    )
+    print(usage_text(pki))
+    return 0
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -660,4 +713,5 @@ _TOOLS: dict[tuple[str, str | None], Callable[[argparse.Namespace], int]] = {
     ("store", "inspect"): _store_inspect,
     ("export", None): _export,
     ("import", None): _import,
+    ("certs", None): _certs,
 }

@@ -2,7 +2,7 @@
 
 A ZooKeeper server with ``secureClientPort`` (Netty) speaks the same protocol inside TLS;
 the client wraps each TCP connection with :mod:`ssl` before the handshake. coord's own
-server has no TLS listener yet; Apache ZooKeeper 3.5+ has.
+server does the same on ``secure_port`` (:mod:`coord.plugins.builtin.tls`).
 """
 
 from __future__ import annotations

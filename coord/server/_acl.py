@@ -68,6 +68,8 @@ class PeerInfo:
     port: int
     #: The verified client certificate's subject, on TLS transports that ask for one.
     certificate_subject: str | None = None
+    #: The verified client certificate itself (DER), on TLS transports that ask for one.
+    certificate: bytes | None = None
 
 
 @runtime_checkable

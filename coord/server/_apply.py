@@ -40,6 +40,7 @@ Reads (:meth:`StateMachine.read`) run against the local replica only and never c
 
 from __future__ import annotations
 
+import logging
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -76,6 +77,7 @@ from coord.protocol import (
     NotEmptyError,
     OpCode,
     Perm,
+    QuotaExceededError,
     Reader,
     Record,
     SessionExpiredError,
@@ -96,6 +98,16 @@ from coord.protocol._jute import (
 from coord.protocol._records import REQUEST_TYPES
 
 from ._acl import AclPolicy
+from ._quota import (
+    LIMIT_NODE,
+    STAT_NODE,
+    QuotaIndex,
+    exceeds,
+    format_stats,
+    limit_path,
+    parse_stats,
+    stat_path,
+)
 from ._tree import (
     CONTAINER_OWNER,
     MAX_TTL,
@@ -120,6 +132,7 @@ __all__ = [
     "WatchEvent",
 ]
 
+_quota_log = logging.getLogger("coord.server")
 _INT_MIN = -(2**31)
 _INT_MAX = 2**31 - 1
 _pack_int = INT.pack
@@ -325,11 +338,19 @@ class StateMachine:
     Args:
         acl: the ACL policy (auth schemes) shared by every replica.
         extended_types: allow TTL nodes (ZooKeeper's ``zookeeper.extendedTypesEnabled``).
+        enforce_quota: fail writes past a quota's hard limits with QuotaExceeded
+            (ZooKeeper's ``zookeeper.enforceQuota``; see :mod:`coord.server._quota`).
     """
 
-    def __init__(self, acl: AclPolicy, *, extended_types: bool = True) -> None:
+    def __init__(
+        self, acl: AclPolicy, *, extended_types: bool = True, enforce_quota: bool = False
+    ) -> None:
         self.acl = acl
         self.extended_types = extended_types
+        self.enforce_quota = enforce_quota
+        self._quotas: QuotaIndex | None = None
+        #: Inside a multi: each quota usage as it was before the multi (what checks see).
+        self._usage_before: dict[str, bytes | None] | None = None
         self.nodes: dict[str, Node] = system_nodes()
         self.sessions: dict[int, Session] = {}
         self.containers: set[str] = set()
@@ -461,6 +482,9 @@ class StateMachine:
             raise NodeExistsError(path=path)
         if ephemeral_session(parent.ephemeral_owner):
             raise NoChildrenForEphemeralsError(path=path)
+        data = request.data
+        if self.enforce_quota:
+            self._check_quota(path, 1, len(data) if data else 0)
         # As ZooKeeper's DataTree: the opcode makes a container (whatever the flags), the
         # flags make an ephemeral; create with the CONTAINER flag is a persistent node.
         if op == OpCode.CREATE_CONTAINER:
@@ -484,6 +508,7 @@ class StateMachine:
         parent.pzxid = zxid
         if owner:
             self._index(path, node)
+        self._quota_created(path, parent_path, name, node, undo)
         events.append((EventType.NODE_CREATED, path, acl))
         events.append((EventType.NODE_CHILDREN_CHANGED, parent_path, parent.acl))
         touched = self.touched
@@ -545,6 +570,7 @@ class StateMachine:
             undo.append(lambda: self._relink(path, parent, name, node))
             undo.append(lambda: _restore_parent(parent, old_cversion, old_pzxid))
         self._remove(path, parent, name, node)
+        self._quota_removed(path, parent_path, name, node, undo)
         # cversion counts creates only (see _tree); the reported one still goes up.
         parent.pzxid = entry.zxid
         events.append((EventType.NODE_DELETED, path, node.acl))
@@ -570,6 +596,10 @@ class StateMachine:
         validate_path(path)
         node = self._lookup(path)
         self.acl.check(node.acl, Perm.WRITE, entry.auth, path)
+        new_size = len(request.data) if request.data else 0
+        old_size = len(node.data) if node.data else 0
+        if self.enforce_quota:
+            self._check_quota(path, 0, new_size - old_size)
         version = request.version
         if version != -1 and version != node.version:
             raise BadVersionError(path=path)
@@ -577,6 +607,8 @@ class StateMachine:
             saved = (node.data, node.version, node.mzxid, node.mtime)
             undo.append(lambda: _restore_data(node, saved))
         node.data = request.data
+        if new_size != old_size:
+            self._quota_account(path, 0, new_size - old_size, undo)
         node.version = _inc(node.version)
         node.mzxid = entry.zxid
         node.mtime = entry.time
@@ -616,14 +648,18 @@ class StateMachine:
         bodies: list[tuple[int, bytes]] = []
         failed_at = -1
         failure = 0
-        for index, (op_type, op_request) in enumerate(map(_multi_op, request.ops)):
-            try:
-                body = self._write_op(entry, op_type, op_request, events, undo)
-                bodies.append((_MULTI_RESULT_TYPE.get(op_type, op_type), body))
-            except CoordError as exc:
-                assert exc.code is not None
-                failed_at, failure = index, int(exc.code)
-                break
+        self._usage_before = {}
+        try:
+            for index, (op_type, op_request) in enumerate(map(_multi_op, request.ops)):
+                try:
+                    body = self._write_op(entry, op_type, op_request, events, undo)
+                    bodies.append((_MULTI_RESULT_TYPE.get(op_type, op_type), body))
+                except CoordError as exc:
+                    assert exc.code is not None
+                    failed_at, failure = index, int(exc.code)
+                    break
+        finally:
+            self._usage_before = None
         out = bytearray()
         if failed_at < 0:
             for op_type, body in bodies:
@@ -644,6 +680,99 @@ class StateMachine:
             out += _pack_int(code)
         out += _MULTI_DONE
         return ApplyResult(0, bytes(out))
+
+    # --- quotas (coord/server/_quota.py) -------------------------------------------------
+
+    def quota_index(self) -> QuotaIndex:
+        """The quota roots of the current tree (rebuilt if the node map was replaced)."""
+        index = self._quotas
+        if index is None or index.nodes is not self.nodes:
+            index = self._quotas = QuotaIndex(self.nodes)
+        return index
+
+    def _check_quota(self, path: str, count_diff: int, bytes_diff: int) -> None:
+        """Raise QuotaExceeded if the write takes its quota root past a hard limit."""
+        root = self.quota_index().root_of(path)
+        if root is None:
+            return
+        limits = self.nodes.get(limit_path(root))
+        usage_path = stat_path(root)
+        usage = self.nodes.get(usage_path)
+        if limits is None or usage is None:
+            return
+        current = parse_stats(usage.data)
+        if self._usage_before is not None and usage_path in self._usage_before:
+            # ZooKeeper checks the ops of a multi against the committed tree, i.e. the
+            # usage before the multi (a delete earlier in the multi frees nothing for a
+            # create after it). Taking the larger of that and the running usage refuses
+            # whatever ZooKeeper refuses, and also the multi that ZooKeeper would let
+            # overshoot a hard limit op by op.
+            before = parse_stats(self._usage_before[usage_path])
+            for key in ("count", "bytes"):
+                current[key] = max(current.get(key, -1), before.get(key, -1))
+        hard, message = exceeds(parse_stats(limits.data), current, count_diff, bytes_diff)
+        if hard:
+            raise QuotaExceededError(f"Quota exceeded: {root} [{message}]", path=root)
+
+    def _quota_account(
+        self, path: str, count_diff: int, bytes_diff: int, undo: _Undo | None
+    ) -> None:
+        """Add a write's effect to the usage of the quota root containing ``path``."""
+        root = self.quota_index().root_of(path)
+        if root is None:
+            return
+        usage_path = stat_path(root)
+        usage = self.nodes.get(usage_path)
+        if usage is None:
+            return
+        before = usage.data
+        if self._usage_before is not None:
+            self._usage_before.setdefault(usage_path, before)
+        stats = parse_stats(before)
+        stats["count"] = stats.get("count", -1) + count_diff
+        stats["bytes"] = stats.get("bytes", -1) + bytes_diff
+        usage.data = format_stats(stats)
+        self.touched.add(usage_path)
+        if undo is not None:
+            undo.append(lambda: setattr(usage, "data", before))
+        limits_node = self.nodes.get(limit_path(root))
+        if limits_node is not None:
+            limits = parse_stats(limits_node.data)
+            for key in ("count", "bytes"):
+                limit = limits.get(key, -1)
+                if -1 < limit < stats[key] and (key == "count" or bytes_diff > 0):
+                    _quota_log.warning(
+                        "Quota exceeded: %s %s=%d limit=%d", root, key, stats[key], limit
+                    )
+
+    def _quota_created(
+        self, path: str, parent_path: str, name: str, node: Node, undo: _Undo | None
+    ) -> None:
+        root = QuotaIndex.quota_root_of_node(parent_path)
+        if root is not None and root != "/":
+            index = self.quota_index()
+            if name == LIMIT_NODE and root not in index.roots:
+                index.roots.add(root)
+                if undo is not None:
+                    undo.append(lambda: index.roots.discard(root))
+            elif name == STAT_NODE:
+                count, size = index.usage(root)
+                node.data = format_stats({"count": count, "bytes": size})
+        data = node.data
+        self._quota_account(path, 1, len(data) if data else 0, undo)
+
+    def _quota_removed(
+        self, path: str, parent_path: str, name: str, node: Node, undo: _Undo | None
+    ) -> None:
+        if name == LIMIT_NODE:
+            root = QuotaIndex.quota_root_of_node(parent_path)
+            index = self.quota_index()
+            if root is not None and root in index.roots:
+                index.roots.discard(root)
+                if undo is not None:
+                    undo.append(lambda: index.roots.add(root))
+        data = node.data
+        self._quota_account(path, -1, -(len(data) if data else 0), undo)
 
     # --- sessions and reaping ----------------------------------------------------------
 
@@ -672,6 +801,7 @@ class StateMachine:
             parent = self.nodes[parent_path]
             del self.nodes[path]
             parent.children.discard(name)
+            self._quota_removed(path, parent_path, name, node, None)
             parent.pzxid = entry.zxid
             events.append((EventType.NODE_DELETED, path, node.acl))
             events.append((EventType.NODE_CHILDREN_CHANGED, parent_path, parent.acl))

@@ -133,6 +133,61 @@ class ServerConfig:
         "must be named: it streams the whole store to whoever asks, ACLs notwithstanding).",
     )
     extended_types: bool = _doc(True, "Enable TTL nodes (ZooKeeper's extendedTypesEnabled).")
+    # --- TLS, x509, quotas, throttling (coord/server/_tls.py, _quota.py) -------------------
+    secure_port: int | None = _doc(
+        None,
+        "TLS client port (ZooKeeper's secureClientPort), served by the tls transport beside "
+        "the plain port (unset: no TLS listener; 0 picks a free port). To serve TLS only, "
+        'disable the plain port with plugins_disabled = ["builtin.tcp"].',
+    )
+    tls_cert: str | None = _doc(
+        None, "PEM file with the server's certificate chain (required with secure_port)."
+    )
+    tls_key: str | None = _doc(
+        None, "PEM file with the server certificate's private key (unset: it is in tls_cert)."
+    )
+    tls_key_password: str | None = _doc(None, "Password of an encrypted tls_key.")
+    tls_ca: str | None = _doc(
+        None,
+        "PEM bundle of the certificate authorities whose client certificates are accepted "
+        '(required unless tls_client_auth is "none").',
+    )
+    tls_client_auth: str = _doc(
+        "need",
+        'Client certificates (ZooKeeper\'s ssl.clientAuth): "need" (required), "want" '
+        '(verified when presented) or "none" (not asked for).',
+    )
+    tls_min_version: str = _doc("1.2", 'Lowest TLS version accepted: "1.2" or "1.3".')
+    tls_reload_interval: float = _doc(
+        5.0,
+        "Seconds between checks of the certificate files for changes; a changed set is "
+        "loaded for new connections (0: never reload).",
+    )
+    x509_identity: str = _doc(
+        "dn",
+        'What a client certificate\'s x509 identity is: "dn" (the subject DN, RFC 2253, as '
+        'ZooKeeper\'s X509AuthenticationProvider), "cn" (its common name), or the first '
+        'subject alternative name of a kind: "san-dns", "san-uri", "san-email", "san-ip".',
+    )
+    x509_superuser: str | None = _doc(
+        None,
+        "An x509 identity that is superuser (ZooKeeper's X509AuthenticationProvider.superUser).",
+    )
+    enforce_quota: bool = _doc(
+        False,
+        "Refuse creates and setData past a quota's hard limits with QuotaExceeded "
+        "(ZooKeeper's zookeeper.enforceQuota); otherwise exceeding a quota is only logged.",
+    )
+    max_outstanding_requests: int = _doc(
+        1000,
+        "Unanswered requests one connection may have; past it the server stops reading from "
+        "that connection until replies go out (0: unlimited).",
+    )
+    requests_per_turn: int = _doc(
+        16,
+        "Requests handled from one connection before other connections get a turn (fair "
+        "scheduling; 0: everything that arrived in one read).",
+    )
     container_check_interval: int = _doc(
         60000, "How often empty container and expired TTL nodes are reaped, in ms."
     )
@@ -220,6 +275,8 @@ class ServerConfig:
                 )
         if isinstance(self.handshake_timeout, int):
             object.__setattr__(self, "handshake_timeout", float(self.handshake_timeout))
+        if isinstance(self.tls_reload_interval, int):
+            object.__setattr__(self, "tls_reload_interval", float(self.tls_reload_interval))
         object.__setattr__(self, "log_level", self.log_level.upper())
         self._validate()
 
@@ -279,6 +336,7 @@ class ServerConfig:
                 "coord.server digest_id('super', password) gives), not "
                 f"{self.super_digest!r}",
             )
+        _validate_tls_and_limits(self, fail)
         if self.server_id < 1:
             fail("server_id", f"must be at least 1, not {self.server_id}")
         if self.members:
@@ -391,6 +449,58 @@ class ServerConfig:
         if "*" in self.four_letter_words:
             return (FOUR_LETTER_WORDS - EXPLICIT_FOUR_LETTER_WORDS) | named
         return named
+
+
+_TLS_CLIENT_AUTH: Final = ("need", "want", "none")
+_TLS_VERSIONS: Final = ("1.2", "1.3")
+_X509_IDENTITIES: Final = ("dn", "cn", "san-dns", "san-uri", "san-email", "san-ip")
+
+
+def _validate_tls_and_limits(config: ServerConfig, fail: Any) -> None:
+    """The TLS, x509 and throttling settings (kept apart: they are one feature)."""
+    if config.secure_port is not None:
+        if not 0 <= config.secure_port <= 65535:
+            fail("secure_port", f"must be between 0 and 65535, not {config.secure_port}")
+        if config.secure_port and config.secure_port == config.port:
+            fail("secure_port", f"must differ from port ({config.port})")
+        if not config.tls_cert:
+            fail("tls_cert", "must name the server certificate's PEM file when secure_port is set")
+        if config.tls_client_auth != "none" and not config.tls_ca:
+            fail(
+                "tls_ca",
+                f"must name a PEM bundle of client CAs when tls_client_auth is "
+                f'{config.tls_client_auth!r} (or set tls_client_auth = "none")',
+            )
+    if config.tls_client_auth not in _TLS_CLIENT_AUTH:
+        fail(
+            "tls_client_auth",
+            f"must be one of {', '.join(_TLS_CLIENT_AUTH)}, not {config.tls_client_auth!r}",
+        )
+    if config.tls_min_version not in _TLS_VERSIONS:
+        fail(
+            "tls_min_version",
+            f"must be one of {', '.join(_TLS_VERSIONS)}, not {config.tls_min_version!r}",
+        )
+    if config.tls_reload_interval < 0:
+        fail(
+            "tls_reload_interval",
+            f"must be 0 (never) or positive seconds, not {config.tls_reload_interval}",
+        )
+    if config.x509_identity not in _X509_IDENTITIES:
+        fail(
+            "x509_identity",
+            f"must be one of {', '.join(_X509_IDENTITIES)}, not {config.x509_identity!r}",
+        )
+    if config.max_outstanding_requests < 0:
+        fail(
+            "max_outstanding_requests",
+            f"must be 0 (unlimited) or positive, not {config.max_outstanding_requests}",
+        )
+    if config.requests_per_turn < 0:
+        fail(
+            "requests_per_turn",
+            f"must be 0 (unlimited) or positive, not {config.requests_per_turn}",
+        )
 
 
 _FIELD_TYPES: Final[dict[str, Any]] = typing.get_type_hints(ServerConfig)

@@ -221,6 +221,8 @@ class Connection:
         self._reader_scope = anyio.CancelScope()
         self._pending_done = anyio.Event()
         self._gone = anyio.Event()
+        #: Set when the FIFO has room again (throttling, _handle_throttled).
+        self._room: anyio.Event | None = None
         self.started_wall = time.time()
         self.last_zxid = 0
         self.received = 0
@@ -424,9 +426,18 @@ class Connection:
         server = self.server
         handle = self._handle
         frames = decoder.frames
+        # Throttling (docs/operations.md): a connection gets `requests_per_turn` requests
+        # handled before the others get a turn, and stops being read while it has
+        # `max_outstanding_requests` unanswered ones.
+        quantum = server.config.requests_per_turn
+        limit = server.config.max_outstanding_requests
         while not self.closing:
-            for frame in frames():
-                handle(frame)
+            batch = frames()
+            if (quantum and len(batch) > quantum) or (limit and len(self.pending) >= limit):
+                await self._handle_throttled(batch, quantum, limit)
+            else:
+                for frame in batch:
+                    handle(frame)
             self.kick()
             if len(self.out) > _OUT_LIMIT:
                 raise ProtocolError("client is not reading its replies; output limit reached")
@@ -435,6 +446,29 @@ class Connection:
             data = await stream.receive()
             decoder.receive_data(data)
             server.touch(self)
+
+    async def _handle_throttled(self, batch: list[bytes], quantum: int, limit: int) -> None:
+        """Handle ``batch``, yielding to other connections every ``quantum`` requests and
+        waiting while ``limit`` requests are unanswered.
+
+        The yield is not a cancellation point: requests already read are accepted, so a
+        drain (``stop_reading``) answers them all; only a wait for room can be cut short.
+        """
+        handle = self._handle
+        handled = 0
+        for frame in batch:
+            if limit and len(self.pending) >= limit:
+                self.kick()
+                self._room = anyio.Event()
+                await self._room.wait()
+            if self.closing:
+                return
+            handle(frame)
+            handled += 1
+            if quantum and handled >= quantum:
+                handled = 0
+                self.kick()
+                await anyio.lowlevel.cancel_shielded_checkpoint()
 
     # --- requests ----------------------------------------------------------------------
 
@@ -660,6 +694,10 @@ class Connection:
                 self._answer(head.xid, head.op, head.request)
         if not pending:
             self._pending_done.set()
+        room = self._room
+        if room is not None and len(pending) < self.server.config.max_outstanding_requests:
+            self._room = None
+            room.set()
         self.kick()
 
 
@@ -753,6 +791,8 @@ class Server:
         self.state = StateMachine(self.acl, extended_types=config.extended_types)
         self.watches = WatchManager()
         self.tracker = SessionTracker(config.tick_time)
+        # Quotas (coord/server/_quota.py): a StateMachine built elsewhere needs it too.
+        self.state.enforce_quota = config.enforce_quota
         self.store = storage_backend(self.plugins, config.storage).open(config)
         self._term = 0
         self._index = 0
@@ -1157,6 +1197,7 @@ class Server:
             connection.closing = True
             connection.kick()
         state = StateMachine(self.acl, extended_types=self.config.extended_types)
+        state.enforce_quota = self.config.enforce_quota
         count = load_state(self.store, state)
         applied = self.store.applied_index
         if applied:

@@ -2,8 +2,8 @@
 the server's certificate is verified, a client certificate is presented and accepted
 (``ssl.clientAuth=need``), and a server signed by another CA is refused with a clear error.
 
-coord's own server has no TLS listener yet; these tests need ZooKeeper and are skipped
-without it.
+These tests need ZooKeeper and are skipped without it; the SDK against coord's own TLS
+port is tested in tests/plugins/test_tls_transport.py.
 """
 
 from __future__ import annotations

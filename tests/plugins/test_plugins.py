@@ -34,7 +34,13 @@ from coord.server._config import ServerConfig
 from coord.server._storage import LogStore, StorageBackend, StoreBatch, StoreError
 from coord.server._transport import Transport
 
-BUILTINS = ["builtin.memory_store", "builtin.rocksdb_store", "builtin.auth", "builtin.tcp"]
+BUILTINS = [
+    "builtin.memory_store",
+    "builtin.rocksdb_store",
+    "builtin.auth",
+    "builtin.tcp",
+    "builtin.tls",
+]
 
 
 @pytest.fixture
@@ -102,13 +108,13 @@ def test_load_plugins_registers_builtins_through_the_hooks() -> None:
     assert set(storage_backends(pm)) == {"memory", "rocksdb"}
 
     schemes = auth_schemes(pm, config)
-    assert set(schemes) == {"world", "digest", "ip"}
+    assert set(schemes) == {"world", "digest", "ip", "x509"}
     digest = schemes["digest"]
     assert isinstance(digest, DigestScheme)
     assert digest.super_digest == config.super_digest
 
     found = transports(pm)
-    assert [t.name for t in found] == ["tcp"]
+    assert [t.name for t in found] == ["tcp", "tls"]
     assert isinstance(found[0], TcpTransport)
     assert isinstance(found[0], Transport)
 
@@ -116,7 +122,7 @@ def test_load_plugins_registers_builtins_through_the_hooks() -> None:
 def test_load_plugins_extra_plugin_object_provides_an_auth_scheme() -> None:
     pm = load_plugins(ServerConfig(), plugins=[TokenPlugin()], entry_points=False)
     schemes = auth_schemes(pm, ServerConfig())
-    assert set(schemes) == {"world", "digest", "ip", "token"}
+    assert set(schemes) == {"world", "digest", "ip", "x509", "token"}
     assert isinstance(schemes["token"], FakeScheme)
     assert ("token_plugin", "registered directly (token_plugin)") in [
         (info.name, info.source) for info in list_plugins(pm)
@@ -201,7 +207,7 @@ def test_load_plugins_disabling_unknown_plugin_lists_the_loaded_ones() -> None:
 
 def test_load_plugins_disabled_builtin_is_not_registered() -> None:
     pm = load_plugins(ServerConfig(plugins_disabled=("builtin.tcp",)), entry_points=False)
-    assert transports(pm) == []
+    assert [t.name for t in transports(pm)] == ["tls"]
     assert ("builtin.tcp", "disabled") in [(i.name, i.state) for i in list_plugins(pm)]
 
 

@@ -23,6 +23,7 @@ CORES = [
     ROOT / "server" / "_sessions.py",
     ROOT / "server" / "_persist.py",
     ROOT / "server" / "_raft.py",
+    ROOT / "server" / "_quota.py",
 ]
 FORBIDDEN = {"anyio", "asyncio", "trio", "socket", "selectors", "ssl", "threading", "time",
              "random", "uvloop", "subprocess"}  # fmt: skip

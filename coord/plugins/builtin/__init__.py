@@ -3,7 +3,9 @@
 - ``builtin.memory_store``: the storage backend ``memory`` (:mod:`.memory_store`);
 - ``builtin.rocksdb_store``: the storage backend ``rocksdb`` (:mod:`.rocksdb_store`);
 - ``builtin.auth``: the auth schemes ``world``, ``digest`` and ``ip`` (:mod:`.auth`);
-- ``builtin.tcp``: the transport ``tcp`` (:mod:`.tcp`).
+- ``builtin.tcp``: the transport ``tcp`` (:mod:`.tcp`);
+- ``builtin.tls``: the transport ``tls`` (idle unless ``secure_port`` is set) and the auth
+  scheme ``x509`` (:mod:`.tls`).
 
 Each can be turned off with ``plugins_disabled`` (for instance to replace the TCP transport
 by a TLS-only one).
@@ -17,4 +19,5 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("builtin.rocksdb_store", "coord.plugins.builtin.rocksdb_store"),
     ("builtin.auth", "coord.plugins.builtin.auth"),
     ("builtin.tcp", "coord.plugins.builtin.tcp"),
+    ("builtin.tls", "coord.plugins.builtin.tls"),
 )
