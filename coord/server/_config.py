@@ -215,6 +215,12 @@ class ServerConfig:
     peer_secret_file: str | None = _doc(
         None, "File holding the peer secret (its first line), instead of peer_secret."
     )
+    peer_tls: bool = _doc(
+        False,
+        "Ensemble: run peer links inside mutual TLS with tls_cert/tls_key, each member "
+        "verifying the other's certificate against tls_ca (the certificates need both the "
+        "serverAuth and clientAuth usages, as coord certs issues them).",
+    )
     heartbeat_interval: int = _doc(
         50, "Ensemble: the leader's heartbeat period in ms (the consensus clock tick)."
     )
@@ -352,11 +358,19 @@ class ServerConfig:
                     f"has no entry for this server (server_id {self.server_id}); ids listed: "
                     f"{', '.join(map(str, sorted(members)))}",
                 )
-            if len(members) > 1 and self.peer_secret is None and self.peer_secret_file is None:
+            if self.peer_tls and not (self.tls_cert and self.tls_ca):
+                fail("peer_tls", "needs tls_cert (and tls_key) and tls_ca: peers verify each other")
+            if (
+                len(members) > 1
+                and self.peer_secret is None
+                and self.peer_secret_file is None
+                and not self.peer_tls
+            ):
                 fail(
                     "members",
-                    "lists other members but no peer_secret (or peer_secret_file) is set; "
-                    "members authenticate each other with it: set the same secret on all",
+                    "lists other members but no peer_secret (or peer_secret_file) is set and "
+                    "peer_tls is off; members must authenticate each other: set the same "
+                    "secret on all, or peer_tls with certificates from one CA",
                 )
         if self.heartbeat_interval <= 0:
             fail("heartbeat_interval", f"must be positive ms, not {self.heartbeat_interval}")
@@ -418,7 +432,7 @@ class ServerConfig:
                 ) from None
         else:
             secret = ""
-        if self.ensemble and not secret:
+        if self.ensemble and not secret and not self.peer_tls:
             raise ConfigError("the peer secret is empty", key="peer_secret")
         return secret.encode()
 

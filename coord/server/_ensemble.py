@@ -37,6 +37,7 @@ Failures, and what the client sees (ZooKeeper's semantics):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import struct
@@ -77,6 +78,7 @@ from ._raft import (
 from ._storage import LogStore
 
 if TYPE_CHECKING:
+    from ._config import ServerConfig
     from ._server import Server, _Proposal
 
 __all__ = ["Replicator", "StoreLog", "entry_term"]
@@ -188,6 +190,16 @@ class StoreLog:
             self._base += drop
 
 
+def _peer_tls(config: ServerConfig) -> dict[str, Any]:
+    """The TLS contexts of the peer links (none unless ``peer_tls``)."""
+    if not config.peer_tls:
+        return {}
+    from ._tls import TlsSettings, client_context, server_context
+
+    settings = dataclasses.replace(TlsSettings.from_config(config), client_auth="need")
+    return {"server_ssl": server_context(settings), "client_ssl": client_context(settings)}
+
+
 class Replicator:
     """Runs the consensus core for a :class:`~._server.Server` that is an ensemble member.
 
@@ -228,6 +240,7 @@ class Replicator:
             self._on_frame,
             bind_host=self.me.peer[0],
             on_link_up=self._on_link_up,
+            **_peer_tls(config),
         )
         self.inbox: list[tuple[int, int, memoryview]] = []
         #: Writes of this member's clients not yet applied, by tag.

@@ -21,7 +21,8 @@ Authentication (a shared secret, so a stranger can neither join nor inject messa
 
 Each side proves it knows the secret over fresh nonces, so a recorded handshake cannot be
 replayed. Frames follow: ``length (u32) | kind (u8) | payload``. The link is not
-encrypted; run peer traffic on a private network (or, later, TLS).
+encrypted unless ``peer_tls`` is on (mutual TLS, certificates from one CA; the secret
+handshake then runs inside it); otherwise keep peer traffic on a private network.
 
 Wire codec of consensus messages: :func:`encode_raft` / :func:`decode_raft` (sans-IO,
 tested alone).
@@ -33,12 +34,14 @@ import hashlib
 import hmac
 import logging
 import os
+import ssl
 import struct
 from collections.abc import Callable
 from typing import Any
 
 import anyio
 import anyio.abc
+from anyio.streams.tls import TLSStream
 
 from coord.protocol import ProtocolError
 
@@ -189,6 +192,9 @@ class PeerNetwork:
             order per sender, from the receiving task (it must not block).
         bind_host: the address outgoing links are dialled from (``None``: any).
         on_link_up: called with a peer's id each time the link to it is (re)established.
+        server_ssl: with ``client_ssl``, links run inside mutual TLS: accepted links
+            present this context's certificate and require one from the dialler.
+        client_ssl: what dialled links present and verify the accepting member with.
     """
 
     def __init__(
@@ -200,9 +206,13 @@ class PeerNetwork:
         *,
         bind_host: str | None = None,
         on_link_up: Callable[[int], None] | None = None,
+        server_ssl: ssl.SSLContext | None = None,
+        client_ssl: ssl.SSLContext | None = None,
     ) -> None:
         self.my_id = my_id
         self.on_link_up = on_link_up
+        self.server_ssl = server_ssl
+        self.client_ssl = client_ssl
         self.addresses = dict(addresses)
         self.secret = secret
         self.on_frame = on_frame
@@ -257,9 +267,18 @@ class PeerNetwork:
             task_status.started(self.bound)
             await listener.serve(self._accept)
 
-    async def _accept(self, stream: anyio.abc.SocketStream) -> None:
+    async def _accept(self, socket_stream: anyio.abc.SocketStream) -> None:
         peer = 0
+        stream: anyio.abc.ByteStream = socket_stream
         try:
+            if self.server_ssl is not None:
+                with anyio.fail_after(5):
+                    stream = await TLSStream.wrap(
+                        socket_stream,
+                        server_side=True,
+                        ssl_context=self.server_ssl,
+                        standard_compatible=False,
+                    )
             receiver = _Receiver(stream)
             with anyio.fail_after(5):
                 hello = await receiver.exactly(_HELLO.size)
@@ -293,8 +312,8 @@ class PeerNetwork:
                     del buffer[: 4 + size]
                     on_frame(peer, kind, payload)
                 buffer += await stream.receive()
-        except PeerAuthError as exc:
-            remote = stream.extra(anyio.abc.SocketAttribute.remote_address, None)
+        except (PeerAuthError, ssl.SSLError) as exc:
+            remote = socket_stream.extra(anyio.abc.SocketAttribute.remote_address, None)
             log.warning("refused peer link from %s: %s", remote, exc)
         except TimeoutError:
             log.warning("peer link handshake timed out")
@@ -316,6 +335,7 @@ class PeerNetwork:
                 OSError,
                 TimeoutError,
                 PeerAuthError,
+                ssl.SSLError,
                 anyio.EndOfStream,
                 anyio.BrokenResourceError,
                 anyio.ClosedResourceError,
@@ -343,10 +363,20 @@ class PeerNetwork:
             log.debug("link to peer %d down", link.peer)
             await anyio.sleep(delay)
 
-    async def _dial(self, link: _Link) -> anyio.abc.SocketStream:
+    async def _dial(self, link: _Link) -> anyio.abc.ByteStream:
         host, port = link.address
         with anyio.fail_after(2):
-            stream = await anyio.connect_tcp(host, port, local_host=self.bind_host)
+            stream: anyio.abc.ByteStream
+            if self.client_ssl is None:
+                stream = await anyio.connect_tcp(host, port, local_host=self.bind_host)
+            else:
+                stream = await anyio.connect_tcp(
+                    host,
+                    port,
+                    local_host=self.bind_host,
+                    ssl_context=self.client_ssl,
+                    tls_standard_compatible=False,
+                )
             try:
                 receiver = _Receiver(stream)
                 nonce_d = os.urandom(_NONCE)
@@ -364,7 +394,7 @@ class PeerNetwork:
                 raise
         return stream
 
-    async def _send_loop(self, link: _Link, stream: anyio.abc.SocketStream) -> None:
+    async def _send_loop(self, link: _Link, stream: anyio.abc.ByteStream) -> None:
         while link.connected:
             if not link.out:
                 link.wakeup = anyio.Event()

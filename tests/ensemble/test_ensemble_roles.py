@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import anyio
 import pytest
@@ -108,3 +109,25 @@ def test_the_sdk_in_read_only_mode_against_a_cut_off_member(
                 await client.set("/sdk-ro", b"no")
 
     anyio.run(main)
+
+
+def test_an_ensemble_whose_peer_links_run_in_mutual_tls(tmp_path, kazoo_factory) -> None:
+    from coord.tools._certs import create_dev_pki
+
+    pki = create_dev_pki(tmp_path / "pki", hosts=("127.0.0.1",), clients=())
+    assert pki.server is not None
+    tls = {
+        "peer_tls": True,
+        "tls_cert": str(pki.server.cert),
+        "tls_key": str(pki.server.key),
+        "tls_ca": str(pki.ca),
+    }
+    with CoordEnsemble(3, config={**FAST, **tls}, proxies=False) as ensemble:
+        writer = kazoo_factory(ensemble.member_address(1))
+        writer.create("/over-tls", b"replicated")
+        for i in (2, 3):
+            reader = kazoo_factory(ensemble.member_address(i))
+            reader.sync("/over-tls")
+            assert reader.get("/over-tls")[0] == b"replicated"
+        logs = "".join(Path(m.log).read_text() for m in ensemble.members.values())
+        assert "refused peer link" not in logs

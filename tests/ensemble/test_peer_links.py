@@ -139,3 +139,56 @@ async def test_a_stranger_cannot_inject_frames() -> None:
                         pass
         tg.cancel_scope.cancel()
     assert got == []
+
+
+async def test_links_inside_mutual_tls_and_a_plain_or_unknown_peer_is_refused(
+    tmp_path,
+) -> None:
+    from coord.server._tls import TlsSettings, client_context, server_context
+    from coord.tools._certs import create_dev_pki
+
+    good = create_dev_pki(tmp_path / "pki", hosts=("127.0.0.1",), clients=())
+    other = create_dev_pki(tmp_path / "other", hosts=("127.0.0.1",), clients=())
+
+    def contexts(pki) -> dict:
+        settings = TlsSettings(cert=str(pki.server.cert), key=str(pki.server.key), ca=str(pki.ca))
+        return {"server_ssl": server_context(settings), "client_ssl": client_context(settings)}
+
+    addresses = {i: ("127.0.0.1", _free_port()) for i in (1, 2, 3)}
+    got: dict[int, list[tuple[int, int, bytes]]] = {1: [], 2: [], 3: []}
+    nets = {
+        i: PeerNetwork(
+            i,
+            addresses,
+            b"",
+            lambda s, k, p, i=i: got[i].append((s, k, bytes(p))),
+            **contexts(good if i != 3 else other),  # member 3's certificate: another CA
+        )
+        for i in (1, 2, 3)
+    }
+    async with anyio.create_task_group() as tg:
+        for net in nets.values():
+            await tg.start(net.serve)
+        with anyio.fail_after(5):
+            while not (nets[1].connected(2) and nets[2].connected(1)):  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+        nets[1].send(2, frame(FRAME_RAFT, b"inside tls"))
+        # A plain TCP peer that knows the (empty) secret still cannot get in.
+        stream = await anyio.connect_tcp("127.0.0.1", addresses[1][1])
+        async with stream:
+            await stream.send(MAGIC + (2).to_bytes(4, "big") + (1).to_bytes(4, "big") + bytes(16))
+            with anyio.fail_after(6):
+                try:
+                    while await stream.receive():
+                        pass
+                except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                    pass
+        nets[3].send(1, frame(FRAME_RAFT, b"from a stranger's CA"))
+        with anyio.fail_after(5):
+            while not got[2]:  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+        await anyio.sleep(0.3)
+        tg.cancel_scope.cancel()
+    assert got[2] == [(1, FRAME_RAFT, b"inside tls")]
+    assert not nets[3].connected(1) and not nets[1].connected(3)
+    assert got[1] == [] and got[3] == []
