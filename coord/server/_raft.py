@@ -1199,9 +1199,8 @@ class Raft:
             if peer not in self._progress:
                 pr = self._progress[peer] = _Progress(match=0, next=li + 1)
                 pr.recent_active = True  # a grace period before check-quorum counts it
-        for peer in list(self._progress):
-            if peer not in members and peer != self.id:
-                del self._progress[peer]
+        # A removed peer keeps its progress (and gets the log, not counted) until the
+        # removal commits, so that it learns of it and stops campaigning.
         if self._transferee != NONE and self._transferee not in m.voters:
             self._transferee = NONE
 
@@ -1219,6 +1218,10 @@ class Raft:
 
     def _leader_committed(self) -> None:
         """On a leader, after its commit index moved (and the news was broadcast)."""
+        if len(self._progress) > 1 and all(i <= self.commit for i, _ in self._conf_log):
+            members = self._membership.voters | self._membership.learners
+            for peer in [p for p in self._progress if p not in members and p != self.id]:
+                del self._progress[peer]
         if self._reads_waiting and self._committed_in_term():
             waiting, self._reads_waiting = self._reads_waiting, []
             for context, origin in waiting:

@@ -321,9 +321,9 @@ class Cluster:
         """Deliver (once) the outbox messages matching ``pred``; returns what was delivered."""
         msgs = self.take(pred)
         for m in msgs:
-            node = self.nodes[m.to]
+            node = self.nodes.get(m.to)
             data = self._attached.pop(id(m), None)
-            if not node.up:
+            if node is None or not node.up:
                 continue
             if data is not None:
                 node.incoming[(data.index, data.term)] = data
