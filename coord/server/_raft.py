@@ -140,6 +140,37 @@ log up to date, and send it TIMEOUT_NOW; the target campaigns at once (no pre-vo
 its vote requests carry ``context=b"transfer"`` so voters ignore their leader lease. If
 the transfer has not happened within an election timeout the leader aborts it and takes
 proposals again. The server uses it to shut a leader down gracefully.
+
+Driver checklist
+----------------
+* Log store: implement :class:`LogView` including ``snapshot()``; ``term()`` must answer
+  for ``first_index() - 1`` (the compaction point). Compact only at or below the applied
+  index. :class:`MemoryLog` is the reference (``compact``, ``install_snapshot``).
+* Outgoing ``SNAPSHOT``: attach the state of ``msg.snapshot`` (index, term) and stream
+  it; when the stream ends call ``report_snapshot(msg.to, ok)`` on the sender (``ok``:
+  the receiver's driver got all of it). Also call ``report_unreachable(peer)`` when a
+  send fails.
+* Incoming ``SNAPSHOT``: keep the data by ``(meta.index, meta.term)`` and ``step()`` the
+  message; if a Ready then carries ``snapshot == meta``, install that data first
+  (replacing the applied state and the whole stored log) and store
+  ``ready.membership`` with it. If installing fails, do not ``advance()``: stop the node
+  and restart it from its durable state (the leader's next probe finds it behind and
+  sends a snapshot again). Data never named by a Ready is discarded.
+* Applying: CONF_CHANGE and NOOP entries hold no client payload (decode the former with
+  :func:`decode_conf_entry`); every entry, whatever its kind, consumes its index (so
+  client-visible zxids have gaps). Store ``ready.membership`` with the applied state.
+* Restart: ``RaftConfig(voters=..., learners=...)`` from the stored membership (the
+  bootstrap one if none yet), ``applied`` from the applied state.
+* Reads: ``read_index(ctx)`` returns False (no leader) or, later, a ``ReadState`` with
+  that ``ctx`` in ``ready.read_states`` -- or nothing, if leadership changed: retry on a
+  timeout. Serve once ``applied >= state.index``.
+* Membership: ``propose_conf_change`` raises :class:`ConfChangeError` (retry later or
+  reject), ``voters``/``learners``/``membership`` give the configuration in effect;
+  ``progress(peer)`` tells whether a learner caught up before promoting it. A removed
+  peer still gets the log until its removal commits (so it learns it is out).
+* Shutdown of a leader: ``transfer_leader(to)`` (pick the voter with the highest match),
+  then wait until ``role`` is no longer LEADER or an election timeout passed;
+  ``propose`` raises :class:`LeaderTransferError` (a :class:`NotLeaderError`) meanwhile.
 """
 
 from __future__ import annotations
@@ -1032,15 +1063,22 @@ class Raft:
             else:
                 self._become_follower(m.term, NONE)
         elif m.term < self.term:
-            if (self.config.check_quorum or self.config.pre_vote) and m.type in (
-                MessageType.APPEND,
-                MessageType.HEARTBEAT,
-            ):
-                # A deposed leader: our higher term makes it step down. Without this, a
-                # node whose term rose during a partition could never rejoin (thesis §9.6).
+            if m.type in (MessageType.APPEND, MessageType.HEARTBEAT):
+                # A deposed leader: our higher term makes it step down (Figure 2). With
+                # pre-vote, a node whose term rose during a partition could not rejoin
+                # otherwise (thesis §9.6); and a leader removed by a change that did not
+                # commit is asked for no vote, so nothing else would ever tell it.
                 self._send(MessageType.APPEND_RESP, m.sender)
-            elif m.type is MessageType.PRE_VOTE:
-                self._send(MessageType.PRE_VOTE_RESP, m.sender, reject=True)
+            elif m.type in (MessageType.PRE_VOTE, MessageType.VOTE):
+                # Reject with our term (Figure 2): a candidate that never hears of it may
+                # campaign below it forever -- e.g. when our stale configuration does not
+                # make us ask it for votes, but its configuration needs ours.
+                resp = (
+                    MessageType.PRE_VOTE_RESP
+                    if m.type is MessageType.PRE_VOTE
+                    else MessageType.VOTE_RESP
+                )
+                self._send(resp, m.sender, reject=True)
             return
 
         if m.type in (MessageType.VOTE, MessageType.PRE_VOTE):

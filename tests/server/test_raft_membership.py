@@ -19,6 +19,8 @@ from coord.server._raft import (
     LogEntry,
     Membership,
     MemoryLog,
+    Message,
+    MessageType,
     NotLeaderError,
     Raft,
     RaftConfig,
@@ -273,3 +275,51 @@ def test_ConfChange_and_Membership_codecs_round_trip_and_reject_garbage() -> Non
             decode_conf_entry(bad)
     with pytest.raises(ValueError, match="trailing"):
         Membership.decode(Membership(frozenset({1})).encode() + b"x")
+
+
+def test_Raft_vote_below_our_term_is_rejected_with_our_term() -> None:
+    """Figure 2: a stale vote request is answered with our term, so its candidate catches
+    up. Without it (pre-vote off) a node with a stale configuration and a higher term
+    livelocked an election: it only asked the removed node, and the other voter, whose
+    configuration needed its vote, campaigned below its term forever (simulator seed
+    3954)."""
+    r = Raft(RaftConfig(id=4, voters=frozenset({3, 4}), pre_vote=False), MemoryLog(),
+             HardState(6, 4))  # fmt: skip
+    r.step(Message(MessageType.VOTE, 2, 4, 4, index=67, log_term=1))
+    assert [(m.type, m.term, m.reject) for m in r.ready().messages] == [
+        (MessageType.VOTE_RESP, 6, True)
+    ]
+
+
+def test_Raft_leader_removed_by_uncommitted_change_rejoins_when_deposed() -> None:
+    """A leader that appended its own removal and was cut off before it committed is
+    asked for no vote by the others; their answer (with their term) to its heartbeats
+    deposes it, and the new leader's log overwrites the removal: it is a voter again.
+    (Without pre-vote and check-quorum it stayed a leader of an old term forever:
+    simulator seed 3542.)"""
+    c = Cluster(3)
+    for n in c.nodes.values():
+        n.config = RaftConfig(id=n.config.id, voters=n.config.voters, pre_vote=False,
+                              check_quorum=False)  # fmt: skip
+        n.restart()
+    c.campaign(1)
+    c.stabilize()
+    c.conf_change(1, T.REMOVE, 1)
+    c.take()  # reaches nobody
+    assert c[1].voters == {2, 3}
+    for _ in range(3 * ELECTION):
+        c.tick(2)
+        c.tick(3)
+        c.deliver(lambda m: m.to in (2, 3) and m.sender in (2, 3))
+        c.take(lambda m: 1 in (m.sender, m.to))
+        if Role.LEADER in (c[2].role, c[3].role):
+            break
+    new = 2 if c[2].role is Role.LEADER else 3
+    c.tick(1)  # the old leader's heartbeat...
+    assert c.deliver(to(new))[0] == f"1->{new} HEARTBEAT t1 commit=1"
+    assert c.deliver(to(1)) == [f"{new}->1 APPEND_RESP t{c[new].term} index=0"]
+    assert (c[1].role, c[1].term) == (Role.FOLLOWER, c[new].term)  # ...deposed it
+    c.take()
+    c.tick(new)
+    c.stabilize()
+    assert c[1].voters == {1, 2, 3} and c[1].leader == new
