@@ -1061,7 +1061,12 @@ class Raft:
             elif m.type in (MessageType.APPEND, MessageType.HEARTBEAT, MessageType.SNAPSHOT):
                 self._become_follower(m.term, m.sender)
             else:
+                # Figure 2: only a leader's message or a granted vote restarts the election
+                # timer -- not a higher term seen elsewhere. Otherwise a candidate whose
+                # log is behind keeps resetting the timer of the one that could win.
+                elapsed = self._election_elapsed
                 self._become_follower(m.term, NONE)
+                self._election_elapsed = elapsed
         elif m.term < self.term:
             if m.type in (MessageType.APPEND, MessageType.HEARTBEAT):
                 # A deposed leader: our higher term makes it step down (Figure 2). With
@@ -1256,8 +1261,12 @@ class Raft:
 
     def _leader_committed(self) -> None:
         """On a leader, after its commit index moved (and the news was broadcast)."""
-        if len(self._progress) > 1 and all(i <= self.commit for i, _ in self._conf_log):
-            members = self._membership.voters | self._membership.learners
+        ms = self._membership
+        if len(self._progress) > len(ms.voters | ms.learners | {self.id}) and all(
+            i <= self.commit for i, _ in self._conf_log
+        ):
+            # Removals committed: forget the removed peers (they got the news above).
+            members = ms.voters | ms.learners
             for peer in [p for p in self._progress if p not in members and p != self.id]:
                 del self._progress[peer]
         if self._reads_waiting and self._committed_in_term():
@@ -1406,6 +1415,11 @@ class Raft:
                 if pr.state is ProgressState.SNAPSHOT and pr.match + 1 >= self.first_index():
                     # The snapshot (or the log) caught it up: replicate from its match.
                     pr.become_replicate()
+                    self._send_append(m.sender)
+                elif pr.state is ProgressState.SNAPSHOT and pr.match >= pr.pending_snapshot:
+                    # Installed, but we compacted past it meanwhile: another snapshot.
+                    pr.pending_snapshot = 0
+                    pr.become_probe()
                     self._send_append(m.sender)
                 elif pr.state is ProgressState.PROBE and updated:
                     pr.become_replicate()

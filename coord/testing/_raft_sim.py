@@ -12,6 +12,8 @@ encoded as the server encodes them, and checks after every event:
 * election safety -- at most one leader per term;
 * log matching of committed prefixes -- every entry any node applies at index ``i`` is
   the same entry every other node applies at ``i`` (so applied sequences are identical);
+* membership -- the membership each node stores with its applied state
+  (``Ready.membership``) is the configuration of the committed log at that index;
 * identical replicas -- every node's tree digest after applying index ``i`` (by log or
   by installing a snapshot of ``i``) is the digest every other node had there;
 * durability -- every entry ever committed is in the log of every later leader, and in
@@ -58,6 +60,7 @@ from coord.server._raft import (
     Ready,
     Role,
     SnapshotMeta,
+    decode_conf_entry,
 )
 from coord.server._storage import HardState
 
@@ -251,6 +254,9 @@ class Cluster:
         self.outbox: list[Message] = []
         self.reads: dict[int, list[ReadState]] = {}
         self._attached: dict[int, _SnapshotData] = {}
+        #: Whether delivering a snapshot reports success to its sender (as a driver
+        #: whose stream completed would); dropping one always reports failure.
+        self.report_snapshots = True
 
     def __getitem__(self, nid: int) -> Raft:
         return self.nodes[nid].raft
@@ -329,7 +335,7 @@ class Cluster:
                 node.incoming[(data.index, data.term)] = data
             node.raft.step(m)
             self.flush(m.to)
-            if data is not None and self.nodes[m.sender].up:
+            if data is not None and self.nodes[m.sender].up and self.report_snapshots:
                 self.nodes[m.sender].raft.report_snapshot(m.to, True)
                 self.flush(m.sender)
         return [describe(m) for m in msgs]
@@ -418,6 +424,9 @@ class Simulation:
         #: Pairs of nodes that cannot talk (symmetric).
         self.cut: set[frozenset[int]] = set()
         self.committed: list[LogEntry] = []  # the one committed sequence, by index - 1
+        self.bootstrap = Membership(frozenset(vs), frozenset(ls))
+        #: The committed configuration entries: (index, resulting membership).
+        self.confs: list[tuple[int, Membership]] = []
         self.digests: list[int] = []  # tree digest after applying each committed index
         self.leaders: dict[int, int] = {}  # term -> leader
         self.acked: set[bytes] = set()
@@ -469,6 +478,8 @@ class Simulation:
             self.commit_term.setdefault(i, node.raft.term)
         if e.kind is EntryKind.NORMAL:
             self.acked.add(e.data)  # the server holding the client would reply now
+        elif e.kind is EntryKind.CONF_CHANGE and (not self.confs or self.confs[-1][0] < i):
+            self.confs.append((i, decode_conf_entry(e.data)[1]))
 
     def _on_install(self, node: SimNode, data: _SnapshotData) -> None:
         self.snapshots_installed += 1
@@ -486,6 +497,14 @@ class Simulation:
         if not node.raft.has_ready():
             return
         rd = node.handle_ready(self._on_apply, self._on_install)
+        applied = len(node.applied)
+        want = self.bootstrap
+        for i, conf in self.confs:
+            if i > applied:
+                break
+            want = conf
+        if node.membership != want:
+            self.fail(f"node {nid} stores membership {node.membership}, not {want} at {applied}")
         if node.raft.commit > self.max_commit:
             self.max_commit = node.raft.commit
         for m in rd.messages:

@@ -189,3 +189,28 @@ def test_MemoryLog_compaction_and_install_bounds() -> None:
     assert (log.first_index(), log.last_index(), log.term(10)) == (11, 10, 3)
     with pytest.raises(ValueError, match="applied index 5 below"):
         Raft(RaftConfig(id=1, voters=frozenset({1})), log, applied=5)
+
+
+@pytest.mark.parametrize("report", [True, False])
+def test_Raft_snapshot_overtaken_by_compaction_sends_a_newer_one(report: bool) -> None:
+    """The leader compacts again while a snapshot is in flight: the follower's ack of the
+    old snapshot still leaves it below the leader's first index, so it gets the newer
+    snapshot at once (with or without the driver's report first)."""
+    c = lagging_cluster()
+    c.report_snapshots = report
+    c.tick(1)
+    for _ in range(2):
+        c.deliver(to(3))
+        c.deliver(to(1))
+    snap = c.take(lambda m: m.type is MessageType.SNAPSHOT)
+    c.propose(1, b"d", b"e")
+    c.stabilize(cut=[3])
+    assert c.compact(1) == SnapshotMeta(6, 1, frozenset({1, 2, 3}), frozenset())
+    c.outbox.extend(snap)  # the old snapshot (of index 4) arrives now
+    assert c.deliver(to(3)) == ["1->3 SNAPSHOT t1 snap=4@1 voters=[1, 2, 3]"]
+    assert c.applied(3) == [b"a", b"b", b"c"]
+    assert c.deliver(to(1)) == ["3->1 APPEND_RESP t1 index=4"]
+    assert c.pending() == ["1->3 SNAPSHOT t1 snap=6@1 voters=[1, 2, 3]"]
+    c.stabilize()
+    assert c.applied(3) == [b"a", b"b", b"c", b"d", b"e"]
+    assert c[1].progress(3) == (6, 7, ProgressState.REPLICATE)
