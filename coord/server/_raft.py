@@ -206,6 +206,7 @@ __all__ = [
     "Role",
     "SnapshotMeta",
     "SoftState",
+    "TRANSFER_CONTEXT",
     "decode_conf_entry",
     "encode_conf_entry",
 ]

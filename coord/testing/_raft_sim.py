@@ -64,7 +64,7 @@ from coord.server._raft import (
 )
 from coord.server._storage import HardState
 
-__all__ = ["Cluster", "SimNode", "Simulation", "SimulationFailure", "describe"]
+__all__ = ["Cluster", "SimNode", "Simulation", "SimulationFailure", "describe", "run_seed"]
 
 
 def describe(m: Message) -> str:
@@ -400,6 +400,13 @@ class Simulation:
         # A quarter of the runs turn pre-vote and check-quorum off: more elections, more
         # terms, more divergent logs -- safety must not depend on them.
         guards = r.random() >= 0.25
+        #: Whether the operator stops a server once its removal commits (and starts it
+        #: again if it is added back). Without the guards a removed server that missed
+        #: its removal disrupts the others forever (thesis §4.2.3), so it must be stopped;
+        #: with them, half the runs leave it running to show that it cannot disrupt.
+        self.decommission = not guards or seed % 2 == 0
+        self.decommissioned: set[int] = set()
+        self._stop_later: list[int] = []
         self.acl = AclPolicy({"world": WorldScheme()})
         self.nodes = {
             i: SimNode(_config(i, vs, ls, seed, guards=guards), machine=StateMachine(self.acl))
@@ -479,7 +486,14 @@ class Simulation:
         if e.kind is EntryKind.NORMAL:
             self.acked.add(e.data)  # the server holding the client would reply now
         elif e.kind is EntryKind.CONF_CHANGE and (not self.confs or self.confs[-1][0] < i):
-            self.confs.append((i, decode_conf_entry(e.data)[1]))
+            cc, conf = decode_conf_entry(e.data)
+            self.confs.append((i, conf))
+            gone = cc.node not in conf.voters | conf.learners
+            if gone and self.decommission and cc.node not in self.decommissioned:
+                self.decommissioned.add(cc.node)
+                self.trace.append(f"{self.now} {cc.node} decommissioned")
+                if self.nodes[cc.node].up:
+                    self._stop_later.append(cc.node)
 
     def _on_install(self, node: SimNode, data: _SnapshotData) -> None:
         self.snapshots_installed += 1
@@ -517,6 +531,10 @@ class Simulation:
                 f"leader={rd.soft_state.leader}"
             )
         self._check(nid, elected=rd.soft_state is not None and rd.soft_state.role is Role.LEADER)
+        while self._stop_later:
+            gone = self._stop_later.pop()
+            if self.nodes[gone].up and gone in self.decommissioned:
+                self._crash(gone)
 
     def _send(self, m: Message) -> None:
         f = self.faults
@@ -666,6 +684,11 @@ class Simulation:
         except (ConfChangeError, NotLeaderError):
             return
         self.conf_changes += 1
+        if cc.node in self.decommissioned and cc.type is not ConfChangeType.REMOVE:
+            self.decommissioned.discard(cc.node)  # the operator starts it again
+            if not self.nodes[cc.node].up:
+                self.nodes[cc.node].restart()
+                self._flush(cc.node)
         self.trace.append(f"{self.now} {node.config.id} proposes {cc.type.name} {cc.node}")
         self._flush(node.config.id)
 
@@ -729,6 +752,8 @@ class Simulation:
                 if node.up:
                     self._crash(nid)
                 else:
+                    if nid in self.decommissioned:
+                        return
                     node.restart()
                     self.trace.append(f"{self.now} {nid} restarts")
                     self._flush(nid)
@@ -756,7 +781,7 @@ class Simulation:
                               crash=0.0, partition=0.0)  # fmt: skip
         self.trace.append(f"{self.now} heal")
         for nid, node in self.nodes.items():
-            if not node.up:
+            if not node.up and nid not in self.decommissioned:
                 node.restart()
                 self._flush(nid)
 
