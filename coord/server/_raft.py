@@ -1122,23 +1122,28 @@ class Raft:
         )
         msgs = tuple(self._msgs)
         self._msgs.clear()
-        reads = tuple(self._read_states)
-        self._read_states.clear()
+        reads: tuple[ReadState, ...] = ()
+        if self._read_states:
+            reads = tuple(self._read_states)
+            self._read_states.clear()
+        commit = self.commit
         lo = self.applied + 1 if snap is None else max(self.applied, snap.index) + 1
-        committed = tuple(self.entries(lo, self.commit + 1)) if self.commit >= lo else ()
+        committed = tuple(self.entries(lo, commit + 1)) if commit >= lo else ()
         membership = None
-        if snap is not None or any(lo <= i <= self.commit for i, _ in self._conf_log):
-            membership = self._membership_at(max(self.commit, lo - 1))
+        if snap is not None or (
+            self._conf_log and any(lo <= i <= commit for i, _ in self._conf_log)
+        ):
+            membership = self._membership_at(max(commit, lo - 1))
         return Ready(
-            hard_state=hs if hs != self._prev_hard else None,
-            soft_state=ss if ss != self._prev_soft else None,
-            truncate_from=truncate,
-            entries=ents,
-            messages=msgs,
-            committed_entries=committed,
-            snapshot=snap,
-            read_states=reads,
-            membership=membership,
+            hs if hs != self._prev_hard else None,
+            ss if ss != self._prev_soft else None,
+            truncate,
+            ents,
+            msgs,
+            committed,
+            snap,
+            reads,
+            membership,
         )
 
     def advance(self, rd: Ready) -> None:
@@ -1386,13 +1391,12 @@ class Raft:
     # ----------------------------------------------------------------- per-role steps
 
     def _step_leader(self, m: Message) -> None:
-        if m.type is MessageType.READ_INDEX:
-            self._leader_read(m.context, m.sender)
-            if self._reads:
-                self._bcast_heartbeat()
-            return
         pr = self._progress.get(m.sender)
-        if pr is None:
+        if pr is None or m.type is MessageType.READ_INDEX:
+            if m.type is MessageType.READ_INDEX:  # (learners and strangers may ask too)
+                self._leader_read(m.context, m.sender)
+                if self._reads:
+                    self._bcast_heartbeat()
             return
         if m.type is MessageType.HEARTBEAT_RESP:
             pr.recent_active = True
