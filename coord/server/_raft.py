@@ -904,6 +904,18 @@ class Raft:
             out.extend(self._unstable[max(lo, self._offset) - self._offset : hi - self._offset])
         return out
 
+    def reset_progress(self, peer: int) -> None:
+        """Forget what this leader believes of ``peer``'s log and probe it afresh (the
+        driver calls this when a link to ``peer`` is re-established: the peer may have
+        restarted without its data). Lowering a match only delays commits."""
+        pr = self._progress.get(peer)
+        if pr is not None and peer != self.id:
+            pr.match = 0
+            pr.state = ProgressState.PROBE
+            pr.next = self.last_index() + 1
+            pr.paused = False
+            pr.pending_snapshot = 0
+
     def progress(self, peer: int) -> tuple[int, int, ProgressState] | None:
         """On a leader, ``(match, next, state)`` of ``peer``; otherwise ``None``."""
         pr = self._progress.get(peer)
@@ -1511,7 +1523,12 @@ class Raft:
         )
 
     def _handle_heartbeat(self, m: Message) -> None:
-        self._commit_to(m.commit)
+        # A heartbeat's commit is min(leader commit, what the leader thinks we match). That
+        # belief is stale if we restarted without our data; so advance only to an entry of
+        # the leader's own term, which (log matching) proves our prefix is its prefix.
+        commit = min(m.commit, self.last_index())
+        if commit > self.commit and self.term_at(commit) == m.term:
+            self._commit_to(commit)
         self._msgs.append(
             Message(MessageType.HEARTBEAT_RESP, self.id, m.sender, self.term, context=m.context)
         )
@@ -1594,7 +1611,13 @@ class Raft:
     def _send_snapshot(self, to: int, pr: _Progress) -> None:
         if self._snapshot is not None:
             return  # ours is not installed yet: nothing to ship; retried later
-        meta = self._log.snapshot()
+        snapshot = getattr(self._log, "snapshot", None)
+        if snapshot is None:
+            raise NotImplementedError(
+                f"follower {to} needs entries below {self._log.first_index()}: the LogView "
+                "must implement snapshot() so that the leader can send one"
+            )
+        meta: SnapshotMeta = snapshot()
         if meta.index < self._log.first_index() - 1:
             raise RaftInvariantError(
                 f"snapshot at {meta.index} does not cover the log's start {self._log.first_index()}"

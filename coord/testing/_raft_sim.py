@@ -622,6 +622,16 @@ class Simulation:
         if node.snap is not None and node.snap.index != first - 1:
             self.fail(f"node {nid} snapshot {node.snap.index} does not match its log")
 
+    def _restart(self, nid: int) -> None:
+        """Restart from durable state; leaders re-probe it (the driver's
+        ``reset_progress`` when the peer link comes back)."""
+        self.nodes[nid].restart()
+        self.trace.append(f"{self.now} {nid} restarts")
+        self._flush(nid)
+        for leader in self._leaders():
+            leader.raft.reset_progress(nid)
+            self._flush(leader.config.id)
+
     def _leaders(self) -> list[SimNode]:
         return [n for n in self.nodes.values() if n.up and n.raft.role is Role.LEADER]
 
@@ -687,8 +697,7 @@ class Simulation:
         if cc.node in self.decommissioned and cc.type is not ConfChangeType.REMOVE:
             self.decommissioned.discard(cc.node)  # the operator starts it again
             if not self.nodes[cc.node].up:
-                self.nodes[cc.node].restart()
-                self._flush(cc.node)
+                self._restart(cc.node)
         self.trace.append(f"{self.now} {node.config.id} proposes {cc.type.name} {cc.node}")
         self._flush(node.config.id)
 
@@ -754,9 +763,7 @@ class Simulation:
                 else:
                     if nid in self.decommissioned:
                         return
-                    node.restart()
-                    self.trace.append(f"{self.now} {nid} restarts")
-                    self._flush(nid)
+                    self._restart(nid)
             if r.random() < 0.1:
                 self._propose()
             if r.random() < self.conf_rate:
@@ -782,8 +789,7 @@ class Simulation:
         self.trace.append(f"{self.now} heal")
         for nid, node in self.nodes.items():
             if not node.up and nid not in self.decommissioned:
-                node.restart()
-                self._flush(nid)
+                self._restart(nid)
 
     def _members(self) -> set[int]:
         """The members (voters and learners) per the latest committed configuration."""
