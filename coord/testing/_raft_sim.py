@@ -4,10 +4,14 @@
 messages the test delivers (or drops) one by one, and :func:`describe` to print them.
 
 :class:`Simulation` runs a whole ensemble under faults (message loss, delay, reordering,
-duplication, partitions, crashes and restarts with durable state, log compaction and
-snapshot transfer, membership changes, leadership transfers) from one seed, with the real
+duplication, partitions, crashes and restarts with durable state -- leaders re-probe a
+restarted peer with ``reset_progress`` as the server does on a new link --, log
+compaction and snapshot transfer, including lost snapshot streams, membership changes
+with a spare server to add, removed servers stopped by the "operator" or left running,
+leadership transfers, ReadIndex reads on any node) from one seed, with the real
 replicated state machine (:class:`coord.server._apply.StateMachine`) applying entries
-encoded as the server encodes them, and checks after every event:
+encoded as the server encodes them (:meth:`Simulation._payload`), and checks after every
+event:
 
 * election safety -- at most one leader per term;
 * log matching of committed prefixes -- every entry any node applies at index ``i`` is
