@@ -148,8 +148,11 @@ Driver checklist
   index. :class:`MemoryLog` is the reference (``compact``, ``install_snapshot``).
 * Outgoing ``SNAPSHOT``: attach the state of ``msg.snapshot`` (index, term) and stream
   it; when the stream ends call ``report_snapshot(msg.to, ok)`` on the sender (``ok``:
-  the receiver's driver got all of it). Also call ``report_unreachable(peer)`` when a
-  send fails.
+  the receiver's driver got all of it). The driver may ship a *newer* applied state
+  instead (say, the checkpoint it takes when the stream starts) if it replaces
+  ``msg.snapshot`` by that state's meta (higher index, its term, its membership): the
+  receiver installs exactly what the meta it gets names. Also call
+  ``report_unreachable(peer)`` when a send fails.
 * Incoming ``SNAPSHOT``: keep the data by ``(meta.index, meta.term)`` and ``step()`` the
   message; if a Ready then carries ``snapshot == meta``, install that data first
   (replacing the applied state and the whole stored log) and store

@@ -40,7 +40,7 @@ import random
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from coord.protocol import ACL, CreateRequest, DeleteRequest, Id, OpCode, Perm, SetDataRequest
@@ -187,6 +187,18 @@ class SimNode:
         )
         self.log.compact(meta)
         return meta
+
+    def current_state(self) -> _SnapshotData:
+        """The applied state now, as snapshot data (what a fresh checkpoint ships)."""
+        idx = len(self.applied)
+        assert self.membership is not None
+        return _SnapshotData(
+            idx,
+            self.log.term(idx),
+            list(self.applied),
+            self.membership,
+            _copy_machine(self.machine),
+        )
 
     def snapshot_data(self, meta: SnapshotMeta) -> _SnapshotData:
         """The data to attach to an outgoing SNAPSHOT of ``meta``."""
@@ -543,8 +555,18 @@ class Simulation:
     def _send(self, m: Message) -> None:
         f = self.faults
         data = None
-        if m.type is MessageType.SNAPSHOT and m.snapshot is not None:
-            data = self.nodes[m.sender].snapshot_data(m.snapshot)
+        snap = m.snapshot
+        if m.type is MessageType.SNAPSHOT and snap is not None:
+            sender = self.nodes[m.sender]
+            if self.rng.random() < 0.5 and len(sender.applied) > snap.index:
+                # Ship the current applied state instead, under its own meta (allowed).
+                data = sender.current_state()
+                meta = SnapshotMeta(
+                    data.index, data.term, data.membership.voters, data.membership.learners
+                )
+                m = replace(m, snapshot=meta)
+            else:
+                data = sender.snapshot_data(snap)
         lost = frozenset((m.sender, m.to)) in self.cut or self.rng.random() < f.loss
         if lost and data is None:
             return
