@@ -68,12 +68,14 @@ from ._raft import (
     NONE,
     EntryKind,
     LogEntry,
+    Membership,
     Message,
     MessageType,
     Raft,
     RaftConfig,
     Ready,
     Role,
+    SnapshotMeta,
 )
 from ._storage import LogStore
 
@@ -181,6 +183,15 @@ class StoreLog:
         for e in entries:
             self._terms.append(e.term)
             self._tail.append(e if e.data else LogEntry(e.index, e.term, stored_form(e), e.kind))
+
+    def snapshot(self) -> SnapshotMeta:
+        """The state this member can ship: the store's applied state (wired in the driver)."""
+        index = self.store.applied_index
+        membership = self.membership()
+        return SnapshotMeta(index, self.term(index), membership.voters, membership.learners)
+
+    def membership(self) -> Membership:
+        raise NotImplementedError("set by the driver")
 
     def compacted(self) -> None:
         """Drop the terms of entries the store no longer keeps."""

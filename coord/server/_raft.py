@@ -1,25 +1,38 @@
-"""The consensus core: a sans-IO Raft state machine (pre-vote, check-quorum, learners).
+"""The consensus core: a sans-IO Raft state machine (pre-vote, check-quorum, learners,
+snapshots, ReadIndex, membership changes, leadership transfer).
 
 Theory of operation
 -------------------
 One :class:`Raft` per server. It never touches a socket, a clock, a disk or a random
-source (DESIGN.md decision 7, CONVENTIONS.md 2). The driver feeds it three kinds of input
-and drains one kind of output, in the shape of etcd-io/raft's ``RawNode``:
+source (DESIGN.md decision 7, CONVENTIONS.md 2). The driver feeds it inputs and drains one
+kind of output, in the shape of etcd-io/raft's ``RawNode``:
 
 * :meth:`Raft.tick` -- one logical clock tick (the driver decides how long a tick is);
 * :meth:`Raft.step` -- one :class:`Message` received from a peer;
 * :meth:`Raft.propose` -- client payloads, on the leader only; the core stamps each with
   its index and the current term, so ``zxid = (term << 32) | index``;
+* :meth:`Raft.propose_conf_change`, :meth:`Raft.transfer_leader`, :meth:`Raft.read_index`
+  -- membership changes, leadership transfer and linearizable reads (below);
+* :meth:`Raft.report_snapshot`, :meth:`Raft.report_unreachable` -- the driver's news about
+  its own transport (a snapshot stream finished or failed; a peer could not be reached);
 * :meth:`Raft.ready` -> :class:`Ready`, then :meth:`Raft.advance` once the driver has, in
-  this order: (1) persisted ``ready.hard_state`` and ``ready.entries`` (after dropping the
-  stored log from ``ready.truncate_from`` on), atomically; (2) sent ``ready.messages``;
-  (3) applied ``ready.committed_entries``. Sending before persisting would let a peer count
-  an acknowledgement or a vote that a crash could take back.
+  this order: (0) if ``ready.snapshot`` is set, installed the snapshot data it received
+  with the SNAPSHOT message of that meta (replacing its applied state *and* its whole
+  stored log: afterwards ``first_index() == meta.index + 1``, ``last_index() ==
+  meta.index``, ``term(meta.index) == meta.term`` and ``snapshot() == meta``), together
+  with ``ready.membership``; (1) persisted ``ready.hard_state`` and ``ready.entries``
+  (after dropping the stored log from ``ready.truncate_from`` on), atomically; (2) sent
+  ``ready.messages``; (3) applied ``ready.committed_entries``, storing
+  ``ready.membership`` (when not ``None``) atomically with the applied state it belongs to;
+  (4) served the reads in ``ready.read_states`` once its applied index reaches each
+  state's ``index``. Sending before persisting would let a peer count an acknowledgement
+  or a vote that a crash could take back.
 
 The core reads the durable log through :class:`LogView`, a narrow read-only Protocol
-(first/last index, term of an index, a range of entries); entries it has accepted but the
-driver has not yet persisted live in an in-memory "unstable" tail that shadows the stored
-log from ``_offset`` on (etcd ``log_unstable.go``).
+(first/last index, term of an index, a range of entries, the meta of the snapshot the
+driver can ship); entries it has accepted but the driver has not yet persisted live in an
+in-memory "unstable" tail that shadows the stored log from ``_offset`` on (etcd
+``log_unstable.go``), and so does a snapshot accepted but not yet installed.
 
 Invariants (Raft paper, Ongaro & Ousterhout 2014, Figure 3) and where they are kept:
 
@@ -36,7 +49,7 @@ Invariants (Raft paper, Ongaro & Ousterhout 2014, Figure 3) and where they are k
   commit index only to an entry of its *own* term stored on a quorum of voters (§5.4.2,
   Figure 8), and appends an empty entry on election so that happens promptly.
 * **State machine safety**: follows from the above; committed entries are handed out once,
-  in order, in ``Ready.committed_entries``.
+  in order, in ``Ready.committed_entries`` (or, below a snapshot, as the snapshot).
 
 Liveness and disruption:
 
@@ -48,24 +61,124 @@ Liveness and disruption:
   inflate its term and depose a healthy leader when it rejoins.
 * **Check-quorum / leader lease** (thesis §6.2, §9.6; etcd ``checkQuorum``): a leader that
   has not heard from a quorum within an election timeout steps down, and a node that heard
-  from a leader within the election timeout ignores (pre-)vote requests for a higher term.
+  from a leader within the election timeout ignores (pre-)vote requests for a higher term
+  (except a vote caused by a leadership transfer).
 * **Fast backtracking** (§5.3 optimisation; etcd ``findConflictByTerm``): a rejecting
   follower returns a hint ``(index, term)``: the last entry at or before the probe whose
   term is <= the leader's term at the probe; the leader then skips a whole term per round.
 * **Flow control** (etcd ``tracker/progress.go``): per follower, *probe* (one append in
-  flight until acknowledged or a heartbeat response arrives) or *replicate* (pipelined,
-  optimistic ``next``).
+  flight until acknowledged or a heartbeat response arrives), *replicate* (pipelined,
+  optimistic ``next``) or *snapshot* (nothing sent until the snapshot is acknowledged or
+  the driver reports its outcome).
 
 Learners (ZooKeeper's observers) receive the log like followers but never campaign and
 are not counted in any quorum. Candidates only ask voters.
 
-Not here yet (TODO): snapshots (``InstallSnapshot``, thesis §5; needed once the log is
-compacted -- ``MessageType.SNAPSHOT`` is reserved), membership changes (thesis §4,
-joint consensus or one at a time), leader transfer, ReadIndex reads (thesis §6.4).
+Snapshots (thesis ch. 5)
+------------------------
+The driver compacts its stored log below its applied state whenever it likes; the applied
+state is the snapshot (DESIGN.md decision 4). :meth:`LogView.snapshot` gives the meta
+(:class:`SnapshotMeta`: index, term and membership) of the state the driver can ship
+now. When a follower needs an entry the leader no longer has (``next < first_index()``)
+the leader sends ``Message(type=SNAPSHOT, snapshot=meta)`` and stops sending appends to
+it; the *driver* attaches and streams the data out of band (a RocksDB checkpoint) and
+then calls :meth:`Raft.report_snapshot` with the outcome: on failure the leader probes
+again (and resends a snapshot), on success it waits for the follower's acknowledgement.
+:meth:`Raft.report_unreachable` makes a pipelining leader fall back to probing.
+
+A receiver accepts a snapshot only from the leader of its term and only if ``meta.index``
+is beyond its commit index; if its log already holds ``(meta.index, meta.term)`` it just
+commits up to there. An accepted snapshot appears once as ``Ready.snapshot``; from then on
+the core's log starts after it, and its commit and (on :meth:`advance`) applied indexes
+are ``meta.index``. The acknowledgement (an APPEND_RESP for ``meta.index``) leaves in the
+same Ready, so after the install; the leader then replicates the log from there.
+
+ReadIndex (thesis §6.4)
+-----------------------
+:meth:`Raft.read_index` asks for a linearizable read point. The leader records its commit
+index, confirms it is still the leader by a heartbeat round acknowledged by a quorum of
+voters (heartbeats carry a sequence number, echoed by followers; an acknowledgement of a
+later round confirms every earlier request), and then hands out
+``ReadState(context, index)`` -- on a follower through READ_INDEX / READ_INDEX_RESP. A
+leader that has not yet committed an entry of its own term (its commit index may lag what
+its predecessor committed) holds the request until it has; a single-voter leader answers
+at once. The driver serves the read once its applied index reaches ``index``. A request
+is dropped (no answer ever) when there is no known leader or leadership is lost
+meanwhile: the driver retries after a timeout of its own.
+
+Membership changes (thesis §4.1, one server at a time)
+------------------------------------------------------
+:meth:`Raft.propose_conf_change` appends a CONF_CHANGE entry whose data holds the
+:class:`ConfChange` *and the whole resulting* :class:`Membership`
+(:func:`encode_conf_entry`). As in the thesis, a configuration takes effect **as soon as
+its entry is in a server's log (on append), committed or not**; each server uses the
+latest configuration in its log, and reverts to the previous one if that entry is
+truncated away. Safety comes from changing one server at a time (any two consecutive
+majorities overlap) plus two rules on the leader: only one uncommitted configuration
+entry at a time, and none before the leader has committed an entry of its own term (the
+fix from Ongaro's raft-dev post of 2015-07-10; the leader's no-op does this promptly).
+A leader removed from the voters keeps leading (without counting itself) until the entry
+commits, then steps down, hands the election to the most up-to-date remaining voter with
+TIMEOUT_NOW, and -- like any node not among the voters -- never campaigns.
+
+What the driver persists so that a restart recovers the right membership:
+``Ready.membership`` is the membership as of the last entry of that Ready's
+``committed_entries`` (or of its snapshot), ``None`` when unchanged; the driver stores it
+atomically with its applied state, and on restart passes it as ``RaftConfig.voters`` /
+``RaftConfig.learners`` together with ``applied``. The core then replays the
+configuration entries of the unapplied tail of the log (``applied < index <=
+last_index()``) itself. (Before any change the membership is the bootstrap one; a node
+joining later starts with the bootstrap membership or any membership without itself --
+it cannot campaign until an entry or a snapshot makes it a voter.) Committed CONF_CHANGE
+entries (like NOOP entries) carry no client payload: the driver decodes them with
+:func:`decode_conf_entry` (e.g. to open or close peer links), it does not apply them.
+
+Leadership transfer (thesis §3.10)
+----------------------------------
+:meth:`Raft.transfer_leader` makes the leader stop taking proposals, bring the target's
+log up to date, and send it TIMEOUT_NOW; the target campaigns at once (no pre-vote) and
+its vote requests carry ``context=b"transfer"`` so voters ignore their leader lease. If
+the transfer has not happened within an election timeout the leader aborts it and takes
+proposals again. The server uses it to shut a leader down gracefully.
+
+Driver checklist
+----------------
+* Log store: implement :class:`LogView` including ``snapshot()``; ``term()`` must answer
+  for ``first_index() - 1`` (the compaction point). Compact only at or below the applied
+  index. :class:`MemoryLog` is the reference (``compact``, ``install_snapshot``).
+* Outgoing ``SNAPSHOT``: attach the state of ``msg.snapshot`` (index, term) and stream
+  it; when the stream ends call ``report_snapshot(msg.to, ok)`` on the sender (``ok``:
+  the receiver's driver got all of it). The driver may ship a *newer* applied state
+  instead (say, the checkpoint it takes when the stream starts) if it replaces
+  ``msg.snapshot`` by that state's meta (higher index, its term, its membership): the
+  receiver installs exactly what the meta it gets names. Also call
+  ``report_unreachable(peer)`` when a send fails.
+* Incoming ``SNAPSHOT``: keep the data by ``(meta.index, meta.term)`` and ``step()`` the
+  message; if a Ready then carries ``snapshot == meta``, install that data first
+  (replacing the applied state and the whole stored log) and store
+  ``ready.membership`` with it. If installing fails, do not ``advance()``: stop the node
+  and restart it from its durable state (the leader's next probe finds it behind and
+  sends a snapshot again). Data never named by a Ready is discarded.
+* Applying: CONF_CHANGE and NOOP entries hold no client payload (decode the former with
+  :func:`decode_conf_entry`); every entry, whatever its kind, consumes its index (so
+  client-visible zxids have gaps). Store ``ready.membership`` with the applied state.
+* Restart: ``RaftConfig(voters=..., learners=...)`` from the stored membership (the
+  bootstrap one if none yet), ``applied`` from the applied state.
+* Reads: ``read_index(ctx)`` returns False (no leader) or, later, a ``ReadState`` with
+  that ``ctx`` in ``ready.read_states`` -- or nothing, if leadership changed: retry on a
+  timeout. Serve once ``applied >= state.index``.
+* Membership: ``propose_conf_change`` raises :class:`ConfChangeError` (retry later or
+  reject), ``voters``/``learners``/``membership`` give the configuration in effect;
+  ``progress(peer)`` tells whether a learner caught up before promoting it. A removed
+  peer still gets the log until its removal commits (so it learns it is out).
+* Shutdown of a leader: ``transfer_leader(to)`` (pick the voter with the highest match),
+  then wait until ``role`` is no longer LEADER or an election timeout passed;
+  ``propose`` raises :class:`LeaderTransferError` (a :class:`NotLeaderError`) meanwhile.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -75,10 +188,15 @@ from ._storage import HardState
 
 __all__ = [
     "NONE",
+    "ConfChange",
+    "ConfChangeError",
+    "ConfChangeType",
     "EntryKind",
+    "LeaderTransferError",
     "LogEntry",
     "LogView",
     "MemoryLog",
+    "Membership",
     "Message",
     "MessageType",
     "NotLeaderError",
@@ -86,19 +204,28 @@ __all__ = [
     "Raft",
     "RaftConfig",
     "RaftInvariantError",
+    "ReadState",
     "Ready",
     "Role",
+    "SnapshotMeta",
     "SoftState",
+    "TRANSFER_CONTEXT",
+    "decode_conf_entry",
+    "encode_conf_entry",
 ]
 
 #: "No node": the vote before one is cast, the leader before one is known. Ids are >= 1.
 NONE = 0
 
+#: ``Message.context`` of a VOTE caused by a leadership transfer (voters skip the lease).
+TRANSFER_CONTEXT = b"transfer"
+
 _MASK64 = (1 << 64) - 1
 
 
 class NotLeaderError(Exception):
-    """Raised by :meth:`Raft.propose` on a node that is not the leader.
+    """Raised by :meth:`Raft.propose` (and the other leader-only calls) on a node that is
+    not the leader.
 
     ``leader`` is the leader this node knows of, or :data:`NONE`.
     """
@@ -106,6 +233,24 @@ class NotLeaderError(Exception):
     def __init__(self, leader: int) -> None:
         super().__init__(f"not the leader (leader is {leader or 'unknown'})")
         self.leader = leader
+
+
+class LeaderTransferError(NotLeaderError):
+    """Raised by :meth:`Raft.propose` and :meth:`Raft.propose_conf_change` on a leader that
+    is handing leadership over (:meth:`Raft.transfer_leader`); retry shortly, on the new
+    leader. ``leader`` is this node (still the leader), ``transferee`` the target."""
+
+    def __init__(self, leader: int, transferee: int) -> None:
+        Exception.__init__(
+            self, f"leadership transfer from {leader} to {transferee} in progress; retry"
+        )
+        self.leader = leader
+        self.transferee = transferee
+
+
+class ConfChangeError(Exception):
+    """Raised by :meth:`Raft.propose_conf_change` (and :meth:`Membership.apply`) when a
+    membership change is invalid or not allowed now; nothing was changed."""
 
 
 class RaftInvariantError(AssertionError):
@@ -116,6 +261,8 @@ class EntryKind(IntEnum):
     NORMAL = 0
     #: The empty entry a new leader appends to commit its predecessors' entries (§5.4.2).
     NOOP = 1
+    #: A membership change; data from :func:`encode_conf_entry`. Not a client payload.
+    CONF_CHANGE = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +280,151 @@ class LogEntry:
         return (self.term << 32) | self.index
 
 
+class ConfChangeType(IntEnum):
+    ADD_VOTER = 1
+    ADD_LEARNER = 2
+    PROMOTE_LEARNER = 3
+    #: Remove a voter or a learner.
+    REMOVE = 4
+
+
+@dataclass(frozen=True, slots=True)
+class ConfChange:
+    """One membership change: ``type`` applied to ``node``."""
+
+    type: ConfChangeType
+    node: int
+
+    def encode(self) -> bytes:
+        return _CC.pack(self.type, self.node)
+
+    @classmethod
+    def decode(cls, data: bytes) -> ConfChange:
+        """Inverse of :meth:`encode`.
+
+        Raises:
+            ValueError: the bytes are not a ConfChange.
+        """
+        if len(data) != _CC.size:
+            raise ValueError(f"a ConfChange is {_CC.size} bytes, not {len(data)}")
+        kind, node = _CC.unpack(data)
+        return cls(ConfChangeType(kind), node)
+
+
+_CC = struct.Struct(">BQ")
+_COUNT = struct.Struct(">I")
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """Who votes and who only learns. Disjoint sets of node ids."""
+
+    voters: frozenset[int]
+    learners: frozenset[int] = frozenset()
+
+    def apply(self, cc: ConfChange) -> Membership:
+        """The membership after ``cc``.
+
+        Raises:
+            ConfChangeError: ``cc`` does not apply to this membership (adding a member
+                twice, promoting a non-learner, removing a stranger or the last voter).
+        """
+        n = cc.node
+        if n == NONE:
+            raise ConfChangeError("node ids must be >= 1")
+        v, learn = self.voters, self.learners
+        if cc.type is ConfChangeType.ADD_VOTER:
+            if n in v:
+                raise ConfChangeError(f"node {n} is already a voter")
+            if n in learn:
+                raise ConfChangeError(f"node {n} is a learner: promote it instead")
+            return Membership(v | {n}, learn)
+        if cc.type is ConfChangeType.ADD_LEARNER:
+            if n in v or n in learn:
+                raise ConfChangeError(f"node {n} is already a member")
+            return Membership(v, learn | {n})
+        if cc.type is ConfChangeType.PROMOTE_LEARNER:
+            if n not in learn:
+                raise ConfChangeError(f"node {n} is not a learner")
+            return Membership(v | {n}, learn - {n})
+        if cc.type is ConfChangeType.REMOVE:
+            if n in v:
+                if len(v) == 1:
+                    raise ConfChangeError(f"node {n} is the last voter")
+                return Membership(v - {n}, learn)
+            if n in learn:
+                return Membership(v, learn - {n})
+            raise ConfChangeError(f"node {n} is not a member")
+        raise ConfChangeError(f"unknown change {cc.type!r}")  # pragma: no cover
+
+    def encode(self) -> bytes:
+        out = [_COUNT.pack(len(self.voters))]
+        out += [struct.pack(">Q", n) for n in sorted(self.voters)]
+        out.append(_COUNT.pack(len(self.learners)))
+        out += [struct.pack(">Q", n) for n in sorted(self.learners)]
+        return b"".join(out)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Membership:
+        """Inverse of :meth:`encode`.
+
+        Raises:
+            ValueError: the bytes are not a Membership.
+        """
+        pos = 0
+        sets: list[frozenset[int]] = []
+        try:
+            for _ in range(2):
+                (count,) = _COUNT.unpack_from(data, pos)
+                pos += 4
+                if len(data) < pos + 8 * count:
+                    raise ValueError("truncated membership")
+                sets.append(frozenset(struct.unpack_from(f">{count}Q", data, pos)))
+                pos += 8 * count
+        except struct.error as exc:
+            raise ValueError(f"bad membership encoding: {exc}") from None
+        if pos != len(data):
+            raise ValueError("trailing bytes after membership")
+        return cls(sets[0], sets[1])
+
+
+def encode_conf_entry(cc: ConfChange, result: Membership) -> bytes:
+    """The data of a CONF_CHANGE entry: the change and the whole resulting membership."""
+    return cc.encode() + result.encode()
+
+
+def decode_conf_entry(data: bytes) -> tuple[ConfChange, Membership]:
+    """Inverse of :func:`encode_conf_entry`.
+
+    Raises:
+        ValueError: the bytes are not a CONF_CHANGE entry's data.
+    """
+    return ConfChange.decode(data[: _CC.size]), Membership.decode(data[_CC.size :])
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotMeta:
+    """What a snapshot is: the state after applying the log up to ``index`` (of ``term``),
+    with the membership as of that index. The data travels out of band (the driver's)."""
+
+    index: int
+    term: int
+    voters: frozenset[int] = frozenset()
+    learners: frozenset[int] = frozenset()
+
+    @property
+    def membership(self) -> Membership:
+        return Membership(self.voters, self.learners)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadState:
+    """A linearizable read point: serve the read tagged ``context`` once applied >= index."""
+
+    context: bytes
+    index: int
+
+
 class MessageType(IntEnum):
     APPEND = 1  # AppendEntries (§5.3)
     APPEND_RESP = 2
@@ -142,8 +434,14 @@ class MessageType(IntEnum):
     VOTE_RESP = 6
     PRE_VOTE = 7  # thesis §9.6
     PRE_VOTE_RESP = 8
-    #: Reserved for InstallSnapshot (TODO: not sent or handled yet).
+    #: InstallSnapshot (thesis ch. 5): ``snapshot`` is the meta; the driver ships the data.
     SNAPSHOT = 9
+    #: A follower's ReadIndex request to the leader (``context``); thesis §6.4.
+    READ_INDEX = 10
+    #: The leader's answer: ``index`` is the read point for ``context``.
+    READ_INDEX_RESP = 11
+    #: Leadership transfer: campaign now, skipping pre-vote (thesis §3.10).
+    TIMEOUT_NOW = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +450,10 @@ class Message:
 
     ``index``/``log_term``: for APPEND the entry preceding ``entries``; for (PRE_)VOTE the
     candidate's last entry; for APPEND_RESP the last index now matching (or, rejected, the
-    probed index, with ``log_term``/``reject_hint`` the follower's conflict hint).
+    probed index, with ``log_term``/``reject_hint`` the follower's conflict hint); for
+    READ_INDEX_RESP the read point. ``snapshot``: the meta of a SNAPSHOT. ``context``: the
+    read's tag on READ_INDEX(_RESP); the read round on HEARTBEAT(_RESP) (echoed);
+    :data:`TRANSFER_CONTEXT` on a VOTE caused by a leadership transfer.
     """
 
     type: MessageType
@@ -165,6 +466,8 @@ class Message:
     commit: int = 0
     reject: bool = False
     reject_hint: int = 0
+    snapshot: SnapshotMeta | None = None
+    context: bytes = b""
 
 
 class Role(IntEnum):
@@ -184,7 +487,7 @@ class SoftState:
 
 @dataclass(frozen=True, slots=True)
 class Ready:
-    """What the driver must do, in order: persist, send, apply (see module docs)."""
+    """What the driver must do, in order: install, persist, send, apply (see module docs)."""
 
     #: New ``(term, vote)`` to persist, or ``None`` if unchanged.
     hard_state: HardState | None
@@ -198,6 +501,14 @@ class Ready:
     messages: tuple[Message, ...]
     #: Committed entries to apply, in order.
     committed_entries: tuple[LogEntry, ...]
+    #: A snapshot to install *first* (the data received with the SNAPSHOT of this meta):
+    #: it replaces the applied state and the whole stored log.
+    snapshot: SnapshotMeta | None = None
+    #: Read points confirmed (ReadIndex): serve each once applied >= its index.
+    read_states: tuple[ReadState, ...] = ()
+    #: The membership as of the last committed entry handed out here (or the snapshot),
+    #: when it changed: store it with the applied state; pass it to RaftConfig on restart.
+    membership: Membership | None = None
 
     def __bool__(self) -> bool:
         return bool(
@@ -206,6 +517,8 @@ class Ready:
             or self.entries
             or self.messages
             or self.committed_entries
+            or self.snapshot is not None
+            or self.read_states
         )
 
 
@@ -217,71 +530,106 @@ class LogView(Protocol):
         ...
 
     def last_index(self) -> int:
-        """Index of the newest entry (0 for an empty log)."""
+        """Index of the newest entry (0 for an empty log; the snapshot's index for a log
+        emptied by a snapshot)."""
         ...
 
     def term(self, index: int) -> int:
         """Term of the entry at ``index``, for ``first_index() - 1 <= index <= last_index()``
-        (0 for index 0)."""
+        (0 for index 0). Raises IndexError outside that range."""
         ...
 
     def entries(self, lo: int, hi: int) -> Sequence[LogEntry]:
         """Entries with ``lo <= index < hi``, within ``[first_index(), last_index() + 1)``."""
         ...
 
+    def snapshot(self) -> SnapshotMeta:
+        """Meta of the latest state the driver can ship (its applied state or its last
+        compaction point); ``index >= first_index() - 1``. Called only when a follower
+        needs entries below ``first_index()``."""
+        ...
+
 
 class MemoryLog:
     """An in-memory :class:`LogView` plus the writes a driver makes; for tests and the
-    simulator. Never compacted."""
+    simulator. :meth:`compact` drops a prefix; :meth:`install_snapshot` replaces it all."""
 
-    def __init__(self, entries: Iterable[LogEntry] = ()) -> None:
+    def __init__(
+        self, entries: Iterable[LogEntry] = (), snapshot: SnapshotMeta | None = None
+    ) -> None:
+        #: The compaction point: the log holds entries after ``_snap.index``.
+        self._snap = snapshot if snapshot is not None else SnapshotMeta(0, 0)
         self._entries: list[LogEntry] = []
         self.append(list(entries))
 
     def first_index(self) -> int:
-        return 1
+        return self._snap.index + 1
 
     def last_index(self) -> int:
-        return len(self._entries)
+        return self._snap.index + len(self._entries)
+
+    def snapshot(self) -> SnapshotMeta:
+        return self._snap
 
     def term(self, index: int) -> int:
-        if index == 0:
-            return 0
-        if not 1 <= index <= len(self._entries):
-            raise IndexError(f"no entry {index} (last is {len(self._entries)})")
-        return self._entries[index - 1].term
+        base = self._snap.index
+        if index == base:
+            return self._snap.term
+        if not base < index <= self.last_index():
+            raise IndexError(f"no entry {index} (log holds ({base}, {self.last_index()}])")
+        return self._entries[index - base - 1].term
 
     def entries(self, lo: int, hi: int) -> Sequence[LogEntry]:
-        if not 1 <= lo <= hi <= len(self._entries) + 1:
-            raise IndexError(f"range [{lo}, {hi}) outside [1, {len(self._entries) + 1})")
-        return self._entries[lo - 1 : hi - 1]
+        base = self._snap.index
+        if not base < lo <= hi <= self.last_index() + 1:
+            raise IndexError(f"range [{lo}, {hi}) outside [{base + 1}, {self.last_index() + 1})")
+        return self._entries[lo - base - 1 : hi - base - 1]
 
     def truncate(self, from_index: int) -> None:
         """Drop entries with index >= ``from_index``."""
-        del self._entries[from_index - 1 :]
+        if from_index <= self._snap.index:
+            raise ValueError(f"cannot truncate at {from_index}: compacted up to {self._snap.index}")
+        del self._entries[from_index - self._snap.index - 1 :]
 
     def append(self, entries: Sequence[LogEntry]) -> None:
         """Append contiguous entries, dropping any stored suffix they overwrite."""
         if not entries:
             return
         first = entries[0].index
-        if not 1 <= first <= len(self._entries) + 1:
-            raise ValueError(
-                f"entry {first} does not continue a log ending at {len(self._entries)}"
-            )
+        if not self._snap.index < first <= self.last_index() + 1:
+            raise ValueError(f"entry {first} does not continue a log ending at {self.last_index()}")
         self.truncate(first)
         for i, e in enumerate(entries):
             if e.index != first + i:
                 raise ValueError("entries are not contiguous")
             self._entries.append(e)
 
+    def compact(self, meta: SnapshotMeta) -> None:
+        """Drop the entries up to ``meta.index`` (a state the driver keeps as snapshot)."""
+        if meta.index <= self._snap.index:
+            return
+        if meta.index > self.last_index() or self.term(meta.index) != meta.term:
+            raise ValueError(f"snapshot {meta.index}@{meta.term} is not in the log")
+        del self._entries[: meta.index - self._snap.index]
+        self._snap = meta
+
+    def install_snapshot(self, meta: SnapshotMeta) -> None:
+        """Replace the whole log by ``meta`` (``Ready.snapshot``)."""
+        self._entries = []
+        self._snap = meta
+
     def copy(self) -> MemoryLog:
-        return MemoryLog(self._entries)
+        return MemoryLog(self._entries, self._snap)
 
 
 @dataclass(frozen=True, slots=True)
 class RaftConfig:
-    """Static configuration of one node."""
+    """Static configuration of one node.
+
+    ``voters``/``learners``: the membership as of the ``applied`` index given to
+    :class:`Raft` (the bootstrap membership on a fresh node; afterwards the last
+    ``Ready.membership`` stored with the applied state).
+    """
 
     id: int
     voters: frozenset[int]
@@ -311,6 +659,8 @@ class RaftConfig:
 class ProgressState(IntEnum):
     PROBE = 0
     REPLICATE = 1
+    #: A snapshot is on its way; nothing else is sent until it is acknowledged or reported.
+    SNAPSHOT = 2
 
 
 @dataclass(slots=True)
@@ -323,6 +673,8 @@ class _Progress:
     #: In PROBE, an append is in flight: send no more until a response or heartbeat ack.
     paused: bool = False
     recent_active: bool = False
+    #: In SNAPSHOT, the index of the snapshot sent.
+    pending_snapshot: int = 0
 
     def maybe_update(self, n: int) -> bool:
         updated = self.match < n
@@ -333,6 +685,8 @@ class _Progress:
         return updated
 
     def maybe_decr_to(self, rejected: int, match_hint: int) -> bool:
+        if self.state is ProgressState.SNAPSHOT:
+            return False  # a rejection of an append sent before the snapshot
         if self.state is ProgressState.REPLICATE:
             if rejected <= self.match:
                 return False  # stale rejection
@@ -345,13 +699,24 @@ class _Progress:
         return True
 
     def become_probe(self) -> None:
+        if self.state is ProgressState.SNAPSHOT:
+            # Resume after the snapshot if it was sent; else from what is known to match.
+            self.next = max(self.match + 1, self.pending_snapshot + 1)
+        else:
+            self.next = self.match + 1
         self.state = ProgressState.PROBE
-        self.next = self.match + 1
+        self.pending_snapshot = 0
         self.paused = False
 
     def become_replicate(self) -> None:
         self.state = ProgressState.REPLICATE
         self.next = self.match + 1
+        self.pending_snapshot = 0
+        self.paused = False
+
+    def become_snapshot(self, index: int) -> None:
+        self.state = ProgressState.SNAPSHOT
+        self.pending_snapshot = index
         self.paused = False
 
 
@@ -373,15 +738,34 @@ class _Votes:
     rejected: set[int] = field(default_factory=set)
 
 
+@dataclass(slots=True)
+class _ReadRequest:
+    """A ReadIndex request on the leader, waiting for a quorum to confirm round ``seq``."""
+
+    seq: int
+    context: bytes
+    index: int
+    origin: int
+    acks: set[int] = field(default_factory=set)
+
+
+_SEQ = struct.Struct(">Q")
+
+
 class Raft:
     """One node's consensus state machine. See the module docs for the driver's contract.
 
     Args:
-        config: this node's static configuration.
+        config: this node's static configuration; its ``voters``/``learners`` are the
+            membership as of ``applied``.
         log: the durable log (read only; the driver appends to it after each Ready).
         hard_state: the ``(term, vote)`` last persisted.
         applied: the index of the last entry already applied to the persisted state; it
             was committed, so it is also this node's starting commit index.
+
+    Raises:
+        ValueError: ``applied`` is outside the stored log (beyond its end, or below its
+            compaction point).
     """
 
     def __init__(
@@ -393,11 +777,18 @@ class Raft:
     ) -> None:
         if applied > log.last_index():
             raise ValueError(f"applied index {applied} beyond the log's end {log.last_index()}")
+        if applied < log.first_index() - 1:
+            raise ValueError(
+                f"applied index {applied} below the log's compaction point "
+                f"{log.first_index() - 1}: the applied state is older than the log"
+            )
         self.config = config
         self.id = config.id
         self._log = log
         self._unstable: list[LogEntry] = []
         self._offset = log.last_index() + 1
+        #: A snapshot accepted but not yet installed (shadows the whole stored log).
+        self._snapshot: SnapshotMeta | None = None
         self.term = hard_state.term
         self.vote = hard_state.vote
         self.commit = applied
@@ -411,6 +802,23 @@ class Raft:
         self._votes = _Votes()
         self._progress: dict[int, _Progress] = {}
         self._msgs: list[Message] = []
+        self._read_states: list[ReadState] = []
+        self._reads: list[_ReadRequest] = []
+        self._reads_waiting: list[tuple[bytes, int]] = []
+        self._read_seq = 0
+        self._transferee = NONE
+        # Membership: ``_conf_base`` as of ``_conf_base_index`` (<= applied), then the
+        # configuration entries after it, in log order; the latest one is in effect.
+        self._conf_base = Membership(config.voters, config.learners)
+        self._conf_base_index = applied
+        self._conf_log: list[tuple[int, Membership]] = []
+        self._membership = self._conf_base
+        if applied < log.last_index():
+            for e in log.entries(applied + 1, log.last_index() + 1):
+                if e.kind is EntryKind.CONF_CHANGE:
+                    self._conf_log.append((e.index, decode_conf_entry(e.data)[1]))
+            if self._conf_log:
+                self._membership = self._conf_log[-1][1]
         self._prev_hard = hard_state
         self._prev_soft = SoftState(NONE, Role.FOLLOWER)
         self._become_follower(self.term, NONE)
@@ -419,12 +827,32 @@ class Raft:
 
     @property
     def is_learner(self) -> bool:
-        return self.id in self.config.learners
+        return self.id in self._membership.learners
 
     @property
     def promotable(self) -> bool:
-        """Whether this node may campaign (it is a voter)."""
-        return self.id in self.config.voters
+        """Whether this node may campaign (it is a voter in its current membership)."""
+        return self.id in self._membership.voters
+
+    @property
+    def voters(self) -> frozenset[int]:
+        """The voters of the membership in effect (the latest in this node's log)."""
+        return self._membership.voters
+
+    @property
+    def learners(self) -> frozenset[int]:
+        """The learners of the membership in effect."""
+        return self._membership.learners
+
+    @property
+    def membership(self) -> Membership:
+        """The membership in effect: the latest configuration in this node's log."""
+        return self._membership
+
+    @property
+    def transferee(self) -> int:
+        """On a leader, the target of a leadership transfer in progress, else :data:`NONE`."""
+        return self._transferee
 
     @property
     def hard_state(self) -> HardState:
@@ -434,6 +862,12 @@ class Raft:
     def soft_state(self) -> SoftState:
         return SoftState(self.leader, self.role)
 
+    def first_index(self) -> int:
+        """Index of the oldest entry this node still has (after its snapshot)."""
+        if self._snapshot is not None:
+            return self._snapshot.index + 1
+        return self._log.first_index()
+
     def last_index(self) -> int:
         return self._offset + len(self._unstable) - 1
 
@@ -441,20 +875,31 @@ class Raft:
         return self.term_at(self.last_index())
 
     def term_at(self, index: int) -> int:
-        """Term of the entry at ``index`` in this node's (stored + unstable) log."""
+        """Term of the entry at ``index`` in this node's (stored + unstable) log, for
+        ``first_index() - 1 <= index <= last_index()``.
+
+        Raises:
+            IndexError: ``index`` is beyond the log or compacted away.
+        """
         if index >= self._offset:
             i = index - self._offset
             if i >= len(self._unstable):
                 raise IndexError(f"no entry {index} (last is {self.last_index()})")
             return self._unstable[i].term
+        snap = self._snapshot
+        if snap is not None:
+            if index == snap.index:
+                return snap.term
+            raise IndexError(f"entry {index} is compacted (snapshot at {snap.index})")
         if index == 0:
             return 0
         return self._log.term(index)
 
     def entries(self, lo: int, hi: int) -> list[LogEntry]:
         """Entries with ``lo <= index < hi`` of this node's (stored + unstable) log."""
-        if not 1 <= lo <= hi <= self.last_index() + 1:
-            raise IndexError(f"range [{lo}, {hi}) outside [1, {self.last_index() + 1})")
+        first = self.first_index()
+        if not first <= lo <= hi <= self.last_index() + 1:
+            raise IndexError(f"range [{lo}, {hi}) outside [{first}, {self.last_index() + 1})")
         out: list[LogEntry] = []
         if lo < self._offset:
             out.extend(self._log.entries(lo, min(hi, self._offset)))
@@ -472,6 +917,7 @@ class Raft:
             pr.state = ProgressState.PROBE
             pr.next = self.last_index() + 1
             pr.paused = False
+            pr.pending_snapshot = 0
 
     def progress(self, peer: int) -> tuple[int, int, ProgressState] | None:
         """On a leader, ``(match, next, state)`` of ``peer``; otherwise ``None``."""
@@ -501,15 +947,114 @@ class Raft:
 
         Raises:
             NotLeaderError: this node is not the leader.
+            LeaderTransferError: a leadership transfer is in progress (a NotLeaderError).
         """
-        if self.role is not Role.LEADER:
-            raise NotLeaderError(self.leader)
+        self._check_can_propose()
         payloads = [data] if isinstance(data, bytes) else list(data)
         li = self.last_index()
         ents = [LogEntry(li + 1 + i, self.term, p) for i, p in enumerate(payloads)]
         self._append_local(ents)
         self._bcast_append()
         return ents
+
+    def propose_conf_change(self, cc: ConfChange) -> LogEntry:
+        """Append a membership change (leader only); it takes effect at once, on this node
+        and on each follower as the entry reaches its log (see the module docs).
+
+        Returns:
+            The CONF_CHANGE entry; the change is committed when it appears in
+            ``Ready.committed_entries``.
+
+        Raises:
+            NotLeaderError: this node is not the leader.
+            LeaderTransferError: a leadership transfer is in progress.
+            ConfChangeError: another change is not yet committed; the leader has not yet
+                committed an entry of its term; or ``cc`` does not apply to the current
+                membership. Nothing is changed.
+        """
+        self._check_can_propose()
+        pending = [i for i, _ in self._conf_log if i > self.commit]
+        if pending:
+            raise ConfChangeError(
+                f"configuration change at index {pending[-1]} is not committed yet; "
+                "one change at a time"
+            )
+        if not self._committed_in_term():
+            raise ConfChangeError(
+                f"leader has not committed an entry of its term {self.term} yet; retry"
+            )
+        result = self._membership.apply(cc)
+        entry = LogEntry(
+            self.last_index() + 1, self.term, encode_conf_entry(cc, result), EntryKind.CONF_CHANGE
+        )
+        self._append_local([entry])
+        self._bcast_append()
+        return entry
+
+    def transfer_leader(self, to: int) -> None:
+        """Hand leadership to voter ``to``: stop taking proposals, bring its log up to
+        date, then tell it to campaign at once (TIMEOUT_NOW). Aborted if not done within
+        an election timeout. Transferring to this node itself cancels a transfer.
+
+        Raises:
+            NotLeaderError: this node is not the leader.
+            ValueError: ``to`` is not a voter.
+        """
+        if self.role is not Role.LEADER:
+            raise NotLeaderError(self.leader)
+        if to == self.id:
+            self._transferee = NONE
+            return
+        if to not in self._membership.voters or to not in self._progress:
+            raise ValueError(f"cannot transfer leadership to {to}: not a voter")
+        if self._transferee == to:
+            return
+        self._transferee = to
+        self._election_elapsed = 0
+        if self._progress[to].match == self.last_index():
+            self._send(MessageType.TIMEOUT_NOW, to)
+        else:
+            self._send_append(to)
+
+    def read_index(self, context: bytes) -> bool:
+        """Ask for a linearizable read point tagged ``context`` (thesis §6.4); it comes
+        back in a later ``Ready.read_states`` as ``ReadState(context, index)``.
+
+        Returns:
+            ``False`` if the request was dropped at once (no leader known); it may also
+            be dropped later (leadership lost): the driver retries after a timeout.
+        """
+        if self.role is Role.LEADER:
+            self._leader_read(context, self.id)
+            if self._reads:
+                self._bcast_heartbeat()
+            return True
+        if self.leader == NONE:
+            return False
+        self._msgs.append(
+            Message(MessageType.READ_INDEX, self.id, self.leader, self.term, context=context)
+        )
+        return True
+
+    def report_snapshot(self, peer: int, ok: bool) -> None:
+        """The driver finished streaming the snapshot to ``peer`` (``ok``) or gave up.
+
+        On success the leader waits for ``peer``'s acknowledgement; on failure it probes
+        again (and sends a new snapshot if still needed) after the next heartbeat.
+        """
+        pr = self._progress.get(peer)
+        if self.role is not Role.LEADER or pr is None or pr.state is not ProgressState.SNAPSHOT:
+            return
+        if not ok:
+            pr.pending_snapshot = 0
+        pr.become_probe()
+        pr.paused = True
+
+    def report_unreachable(self, peer: int) -> None:
+        """The driver could not deliver a message to ``peer``: stop pipelining to it."""
+        pr = self._progress.get(peer)
+        if self.role is Role.LEADER and pr is not None and pr.state is ProgressState.REPLICATE:
+            pr.become_probe()
 
     def step(self, m: Message) -> None:
         """Handle one message from a peer."""
@@ -521,6 +1066,7 @@ class Raft:
                     self.config.check_quorum
                     and self.leader != NONE
                     and self._election_elapsed < self.config.election_tick
+                    and m.context != TRANSFER_CONTEXT
                 )
                 if in_lease:
                     return  # heard from a live leader recently: do not be disrupted
@@ -531,17 +1077,29 @@ class Raft:
             elif m.type in (MessageType.APPEND, MessageType.HEARTBEAT, MessageType.SNAPSHOT):
                 self._become_follower(m.term, m.sender)
             else:
+                # Figure 2: only a leader's message or a granted vote restarts the election
+                # timer -- not a higher term seen elsewhere. Otherwise a candidate whose
+                # log is behind keeps resetting the timer of the one that could win.
+                elapsed = self._election_elapsed
                 self._become_follower(m.term, NONE)
+                self._election_elapsed = elapsed
         elif m.term < self.term:
-            if (self.config.check_quorum or self.config.pre_vote) and m.type in (
-                MessageType.APPEND,
-                MessageType.HEARTBEAT,
-            ):
-                # A deposed leader: our higher term makes it step down. Without this, a
-                # node whose term rose during a partition could never rejoin (thesis §9.6).
+            if m.type in (MessageType.APPEND, MessageType.HEARTBEAT):
+                # A deposed leader: our higher term makes it step down (Figure 2). With
+                # pre-vote, a node whose term rose during a partition could not rejoin
+                # otherwise (thesis §9.6); and a leader removed by a change that did not
+                # commit is asked for no vote, so nothing else would ever tell it.
                 self._send(MessageType.APPEND_RESP, m.sender)
-            elif m.type is MessageType.PRE_VOTE:
-                self._send(MessageType.PRE_VOTE_RESP, m.sender, reject=True)
+            elif m.type in (MessageType.PRE_VOTE, MessageType.VOTE):
+                # Reject with our term (Figure 2): a candidate that never hears of it may
+                # campaign below it forever -- e.g. when our stale configuration does not
+                # make us ask it for votes, but its configuration needs ours.
+                resp = (
+                    MessageType.PRE_VOTE_RESP
+                    if m.type is MessageType.PRE_VOTE
+                    else MessageType.VOTE_RESP
+                )
+                self._send(resp, m.sender, reject=True)
             return
 
         if m.type in (MessageType.VOTE, MessageType.PRE_VOTE):
@@ -558,35 +1116,61 @@ class Raft:
             self._msgs
             or self._unstable
             or self.commit > self.applied
+            or self._snapshot is not None
+            or self._read_states
             or self.hard_state != self._prev_hard
             or self.soft_state != self._prev_soft
         )
 
     def ready(self) -> Ready:
-        """What to persist, send and apply now. Messages are handed out once; call
-        :meth:`advance` with this Ready after acting on it, before the next ``ready()``."""
+        """What to install, persist, send and apply now. Messages and read states are
+        handed out once; call :meth:`advance` with this Ready after acting on it, before
+        the next ``ready()``."""
         hs = self.hard_state
         ss = self.soft_state
+        snap = self._snapshot
         ents = tuple(self._unstable)
-        truncate = ents[0].index if ents and ents[0].index <= self._log.last_index() else None
+        truncate = (
+            ents[0].index
+            if ents and snap is None and ents[0].index <= self._log.last_index()
+            else None
+        )
         msgs = tuple(self._msgs)
         self._msgs.clear()
-        committed = tuple(self.entries(self.applied + 1, self.commit + 1))
+        reads: tuple[ReadState, ...] = ()
+        if self._read_states:
+            reads = tuple(self._read_states)
+            self._read_states.clear()
+        commit = self.commit
+        lo = self.applied + 1 if snap is None else max(self.applied, snap.index) + 1
+        committed = tuple(self.entries(lo, commit + 1)) if commit >= lo else ()
+        membership = None
+        if snap is not None or (
+            self._conf_log and any(lo <= i <= commit for i, _ in self._conf_log)
+        ):
+            membership = self._membership_at(max(commit, lo - 1))
         return Ready(
-            hard_state=hs if hs != self._prev_hard else None,
-            soft_state=ss if ss != self._prev_soft else None,
-            truncate_from=truncate,
-            entries=ents,
-            messages=msgs,
-            committed_entries=committed,
+            hs if hs != self._prev_hard else None,
+            ss if ss != self._prev_soft else None,
+            truncate,
+            ents,
+            msgs,
+            committed,
+            snap,
+            reads,
+            membership,
         )
 
     def advance(self, rd: Ready) -> None:
-        """Acknowledge that ``rd`` was persisted, sent and applied."""
+        """Acknowledge that ``rd`` was installed, persisted, sent and applied."""
         if rd.hard_state is not None:
             self._prev_hard = rd.hard_state
         if rd.soft_state is not None:
             self._prev_soft = rd.soft_state
+        if rd.snapshot is not None:
+            if self._snapshot is rd.snapshot:
+                self._snapshot = None
+            self.applied = max(self.applied, rd.snapshot.index)
         if rd.entries:
             last = rd.entries[-1]
             # Entries may have been replaced meanwhile; only a still-matching tail is stable.
@@ -598,6 +1182,9 @@ class Raft:
                 self._offset = last.index + 1
         if rd.committed_entries:
             self.applied = max(self.applied, rd.committed_entries[-1].index)
+        # Configurations now applied fold into the base.
+        while self._conf_log and self._conf_log[0][0] <= self.applied:
+            self._conf_base_index, self._conf_base = self._conf_log.pop(0)
 
     # ----------------------------------------------------------------- roles
 
@@ -612,6 +1199,10 @@ class Raft:
         self._randomized_timeout = et + self._rng.next() % et
         self._votes = _Votes()
         self._progress = {}
+        self._transferee = NONE
+        # Reads held by a leader are dropped with its leadership (drivers retry).
+        self._reads = []
+        self._reads_waiting = []
 
     def _become_follower(self, term: int, leader: int) -> None:
         self._reset(term)
@@ -640,16 +1231,83 @@ class Raft:
         self.leader = self.id
         self.role = Role.LEADER
         li = self.last_index()
-        for peer in self.config.voters | self.config.learners:
+        for peer in self._membership.voters | self._membership.learners | {self.id}:
             self._progress[peer] = _Progress(match=0, next=li + 1)
-        me = self._progress.get(self.id)
-        if me is None:  # pragma: no cover - voters always include a leader
-            raise RaftInvariantError("leader is not a voter")
+        me = self._progress[self.id]
         me.match = li
         me.become_replicate()
         me.recent_active = True
         # §5.4.2 / §8: commit predecessors' entries through an entry of our own term.
         self._append_local([LogEntry(li + 1, self.term, b"", EntryKind.NOOP)])
+
+    # ----------------------------------------------------------------- membership
+
+    def _membership_at(self, index: int) -> Membership:
+        """The configuration in effect at ``index`` (>= the base index)."""
+        m = self._conf_base
+        for i, c in self._conf_log:
+            if i > index:
+                break
+            m = c
+        return m
+
+    def _set_membership(self, m: Membership) -> None:
+        if m == self._membership:
+            return
+        self._membership = m
+        if self.role is not Role.LEADER:
+            return
+        members = m.voters | m.learners
+        li = self.last_index()
+        for peer in members:
+            if peer not in self._progress:
+                pr = self._progress[peer] = _Progress(match=0, next=li + 1)
+                pr.recent_active = True  # a grace period before check-quorum counts it
+        # A removed peer keeps its progress (and gets the log, not counted) until the
+        # removal commits, so that it learns of it and stops campaigning.
+        if self._transferee != NONE and self._transferee not in m.voters:
+            self._transferee = NONE
+
+    def _committed_in_term(self) -> bool:
+        try:
+            return self.term_at(self.commit) == self.term
+        except IndexError:  # pragma: no cover - commit is always >= first_index - 1
+            return False
+
+    def _check_can_propose(self) -> None:
+        if self.role is not Role.LEADER:
+            raise NotLeaderError(self.leader)
+        if self._transferee != NONE:
+            raise LeaderTransferError(self.id, self._transferee)
+
+    def _leader_committed(self) -> None:
+        """On a leader, after its commit index moved (and the news was broadcast)."""
+        ms = self._membership
+        if len(self._progress) > len(ms.voters | ms.learners | {self.id}) and all(
+            i <= self.commit for i, _ in self._conf_log
+        ):
+            # Removals committed: forget the removed peers (they got the news above).
+            members = ms.voters | ms.learners
+            for peer in [p for p in self._progress if p not in members and p != self.id]:
+                del self._progress[peer]
+        if self._reads_waiting and self._committed_in_term():
+            waiting, self._reads_waiting = self._reads_waiting, []
+            for context, origin in waiting:
+                self._leader_read(context, origin)
+            self._bcast_heartbeat()
+        if self.id not in self._membership.voters and all(
+            i <= self.commit for i, _ in self._conf_log
+        ):
+            # Removed, and the removal is committed: step down (thesis §4.2.2), handing
+            # the election to the most up-to-date remaining voter.
+            best = max(
+                (p for p in self._membership.voters if p in self._progress),
+                key=lambda p: (self._progress[p].match, -p),
+                default=NONE,
+            )
+            if best != NONE and self._progress[best].match == self.last_index():
+                self._send(MessageType.TIMEOUT_NOW, best)
+            self._become_follower(self.term, NONE)
 
     # ----------------------------------------------------------------- ticks
 
@@ -667,6 +1325,7 @@ class Raft:
             if self.config.check_quorum and not self._quorum_active():
                 self._become_follower(self.term, NONE)
                 return
+            self._transferee = NONE  # not done within an election timeout: abort
         if self._heartbeat_elapsed >= self.config.heartbeat_tick:
             self._heartbeat_elapsed = 0
             self._bcast_heartbeat()
@@ -674,21 +1333,22 @@ class Raft:
     def _quorum_active(self) -> bool:
         """Whether a quorum of voters was heard from since the last check; resets marks."""
         active = 0
+        voters = self._membership.voters
         for peer, pr in self._progress.items():
             if peer == self.id:
                 pr.recent_active = True
-            if pr.recent_active and peer in self.config.voters:
+            if pr.recent_active and peer in voters:
                 active += 1
             if peer != self.id:
                 pr.recent_active = False
         return active >= self._quorum()
 
     def _quorum(self) -> int:
-        return len(self.config.voters) // 2 + 1
+        return len(self._membership.voters) // 2 + 1
 
     # ----------------------------------------------------------------- elections
 
-    def _campaign(self, *, pre: bool) -> None:
+    def _campaign(self, *, pre: bool, transfer: bool = False) -> None:
         if pre:
             self._become_pre_candidate()
             kind, term = MessageType.PRE_VOTE, self.term + 1
@@ -698,22 +1358,26 @@ class Raft:
         if self._poll(self.id, granted=True, pre=pre):
             return  # a single voter wins at once
         li, lt = self.last_index(), self.last_term()
-        for peer in sorted(self.config.voters):
+        ctx = TRANSFER_CONTEXT if transfer else b""
+        for peer in sorted(self._membership.voters):
             if peer != self.id:
-                self._msgs.append(Message(kind, self.id, peer, term, log_term=lt, index=li))
+                self._msgs.append(
+                    Message(kind, self.id, peer, term, log_term=lt, index=li, context=ctx)
+                )
 
     def _poll(self, voter: int, *, granted: bool, pre: bool) -> bool:
         """Record a (pre-)vote; act on a decided election. Returns True if it was won."""
-        if voter in self.config.voters:
+        voters = self._membership.voters
+        if voter in voters:
             (self._votes.granted if granted else self._votes.rejected).add(voter)
-        if len(self._votes.granted) >= self._quorum():
+        if len(self._votes.granted & voters) >= self._quorum():
             if pre:
                 self._campaign(pre=False)
             else:
                 self._become_leader()
                 self._bcast_append()
             return True
-        if len(self._votes.rejected) >= self._quorum():
+        if len(self._votes.rejected & voters) >= self._quorum():
             self._become_follower(self.term, NONE)
         return False
 
@@ -743,13 +1407,19 @@ class Raft:
 
     def _step_leader(self, m: Message) -> None:
         pr = self._progress.get(m.sender)
-        if pr is None:
+        if pr is None or m.type is MessageType.READ_INDEX:
+            if m.type is MessageType.READ_INDEX:  # (learners and strangers may ask too)
+                self._leader_read(m.context, m.sender)
+                if self._reads:
+                    self._bcast_heartbeat()
             return
         if m.type is MessageType.HEARTBEAT_RESP:
             pr.recent_active = True
             pr.paused = False
             if pr.match < self.last_index():
                 self._send_append(m.sender)
+            if len(m.context) == _SEQ.size:
+                self._ack_reads(m.sender, _SEQ.unpack(m.context)[0])
         elif m.type is MessageType.APPEND_RESP:
             pr.recent_active = True
             if m.reject:
@@ -760,15 +1430,32 @@ class Raft:
                     if pr.state is ProgressState.REPLICATE:
                         pr.become_probe()
                     self._send_append(m.sender)
-            elif pr.maybe_update(m.index):
-                if pr.state is ProgressState.PROBE:
+            else:
+                updated = pr.maybe_update(m.index)
+                if pr.state is ProgressState.SNAPSHOT and pr.match + 1 >= self.first_index():
+                    # The snapshot (or the log) caught it up: replicate from its match.
                     pr.become_replicate()
+                    self._send_append(m.sender)
+                elif pr.state is ProgressState.SNAPSHOT and pr.match >= pr.pending_snapshot:
+                    # Installed, but we compacted past it meanwhile: another snapshot.
+                    pr.pending_snapshot = 0
+                    pr.become_probe()
+                    self._send_append(m.sender)
+                elif pr.state is ProgressState.PROBE and updated:
+                    pr.become_replicate()
+                if not updated:
+                    return
                 if self._maybe_commit():
                     self._bcast_append()
+                    self._leader_committed()
+                    if self.role is not Role.LEADER:
+                        return
                 elif pr.next <= self.last_index() or m.index <= self.commit:
                     # More to send, or the follower may not know its entries committed
                     # (an empty append carries the commit index; its ack updates nothing).
                     self._send_append(m.sender)
+                if m.sender == self._transferee and pr.match == self.last_index():
+                    self._send(MessageType.TIMEOUT_NOW, m.sender)
 
     def _step_candidate(self, m: Message) -> None:
         if m.type is MessageType.APPEND:
@@ -777,6 +1464,11 @@ class Raft:
         elif m.type is MessageType.HEARTBEAT:
             self._become_follower(m.term, m.sender)
             self._handle_heartbeat(m)
+        elif m.type is MessageType.SNAPSHOT:
+            self._become_follower(m.term, m.sender)
+            self._handle_snapshot(m)
+        elif m.type is MessageType.READ_INDEX_RESP:
+            self._read_states.append(ReadState(m.context, m.index))
         elif (m.type is MessageType.PRE_VOTE_RESP and self.role is Role.PRE_CANDIDATE) or (
             m.type is MessageType.VOTE_RESP and self.role is Role.CANDIDATE
         ):
@@ -791,6 +1483,15 @@ class Raft:
             self._election_elapsed = 0
             self.leader = m.sender
             self._handle_heartbeat(m)
+        elif m.type is MessageType.SNAPSHOT:
+            self._election_elapsed = 0
+            self.leader = m.sender
+            self._handle_snapshot(m)
+        elif m.type is MessageType.READ_INDEX_RESP:
+            self._read_states.append(ReadState(m.context, m.index))
+        elif m.type is MessageType.TIMEOUT_NOW and self.promotable:
+            # Leadership transfer (thesis §3.10): a real election now, no pre-vote.
+            self._campaign(pre=False, transfer=True)
 
     # ----------------------------------------------------------------- replication
 
@@ -831,7 +1532,33 @@ class Raft:
         commit = min(m.commit, self.last_index())
         if commit > self.commit and self.term_at(commit) == m.term:
             self._commit_to(commit)
-        self._send(MessageType.HEARTBEAT_RESP, m.sender)
+        self._msgs.append(
+            Message(MessageType.HEARTBEAT_RESP, self.id, m.sender, self.term, context=m.context)
+        )
+
+    def _handle_snapshot(self, m: Message) -> None:
+        meta = m.snapshot
+        if meta is None:
+            return
+        if meta.index <= self.commit:
+            # Old news (a duplicate, or we caught up by log meanwhile).
+            self._send(MessageType.APPEND_RESP, m.sender, index=self.commit)
+            return
+        if self._match_term(meta.index, meta.term):
+            # Our log already holds it (log matching): it is committed; keep our entries.
+            self._commit_to(meta.index)
+            self._send(MessageType.APPEND_RESP, m.sender, index=self.commit)
+            return
+        # Accept: the snapshot replaces our whole log (thesis §5.1, InstallSnapshot 6-8).
+        self._snapshot = meta
+        self._unstable = []
+        self._offset = meta.index + 1
+        self.commit = meta.index
+        self._conf_base = meta.membership
+        self._conf_base_index = meta.index
+        self._conf_log = []
+        self._set_membership(meta.membership)
+        self._send(MessageType.APPEND_RESP, m.sender, index=meta.index)
 
     def _commit_to(self, commit: int) -> None:
         if commit > self.commit:
@@ -843,8 +1570,9 @@ class Raft:
 
     def _maybe_commit(self) -> bool:
         """§5.3-5.4.2: the highest index on a quorum of voters, if of the current term."""
+        voters = self._membership.voters
         matches = sorted(
-            (pr.match for peer, pr in self._progress.items() if peer in self.config.voters),
+            (pr.match for peer, pr in self._progress.items() if peer in voters),
             reverse=True,
         )
         if len(matches) < self._quorum():
@@ -857,13 +1585,12 @@ class Raft:
 
     def _send_append(self, to: int) -> None:
         pr = self._progress[to]
-        if pr.state is ProgressState.PROBE and pr.paused:
+        if pr.state is ProgressState.SNAPSHOT or (pr.state is ProgressState.PROBE and pr.paused):
+            return
+        if pr.next < self.first_index():
+            self._send_snapshot(to, pr)
             return
         prev = pr.next - 1
-        # TODO(snapshots): once the log is compacted, prev < first_index - 1 means the
-        # follower needs an InstallSnapshot (MessageType.SNAPSHOT) instead.
-        if prev < self._log.first_index() - 1:
-            raise NotImplementedError("follower needs a snapshot (not implemented)")
         li = self.last_index()
         ents = tuple(self.entries(pr.next, min(li + 1, pr.next + self.config.max_append_entries)))
         self._msgs.append(
@@ -884,12 +1611,30 @@ class Raft:
         else:
             pr.paused = True
 
+    def _send_snapshot(self, to: int, pr: _Progress) -> None:
+        if self._snapshot is not None:
+            return  # ours is not installed yet: nothing to ship; retried later
+        snapshot = getattr(self._log, "snapshot", None)
+        if snapshot is None:
+            raise NotImplementedError(
+                f"follower {to} needs entries below {self._log.first_index()}: the LogView "
+                "must implement snapshot() so that the leader can send one"
+            )
+        meta: SnapshotMeta = snapshot()
+        if meta.index < self._log.first_index() - 1:
+            raise RaftInvariantError(
+                f"snapshot at {meta.index} does not cover the log's start {self._log.first_index()}"
+            )
+        self._msgs.append(Message(MessageType.SNAPSHOT, self.id, to, self.term, snapshot=meta))
+        pr.become_snapshot(meta.index)
+
     def _bcast_append(self) -> None:
         for peer in sorted(self._progress):
             if peer != self.id:
                 self._send_append(peer)
 
     def _bcast_heartbeat(self) -> None:
+        ctx = _SEQ.pack(self._read_seq) if self._reads else b""
         for peer in sorted(self._progress):
             if peer != self.id:
                 pr = self._progress[peer]
@@ -901,6 +1646,7 @@ class Raft:
                         peer,
                         self.term,
                         commit=min(pr.match, self.commit),
+                        context=ctx,
                     )
                 )
 
@@ -908,7 +1654,47 @@ class Raft:
         self._append(ents)
         me = self._progress[self.id]
         me.maybe_update(self.last_index())
-        self._maybe_commit()
+        if self._maybe_commit():
+            self._leader_committed()
+
+    # ----------------------------------------------------------------- reads
+
+    def _leader_read(self, context: bytes, origin: int) -> None:
+        """Register a ReadIndex request on the leader (confirmed by the next heartbeat
+        round a quorum acknowledges; the caller broadcasts it)."""
+        if not self._committed_in_term():
+            self._reads_waiting.append((context, origin))
+            return
+        self._read_seq += 1
+        req = _ReadRequest(self._read_seq, context, self.commit, origin)
+        self._reads.append(req)
+        self._ack_reads(self.id, req.seq)
+
+    def _ack_reads(self, voter: int, seq: int) -> None:
+        """``voter`` acknowledged read round ``seq`` (and so every earlier one)."""
+        voters = self._membership.voters
+        if voter not in voters:
+            return
+        for req in self._reads:
+            if req.seq > seq:
+                break
+            req.acks.add(voter)
+        quorum = self._quorum()
+        while self._reads and len(self._reads[0].acks & voters) >= quorum:
+            req = self._reads.pop(0)
+            if req.origin == self.id:
+                self._read_states.append(ReadState(req.context, req.index))
+            else:
+                self._msgs.append(
+                    Message(
+                        MessageType.READ_INDEX_RESP,
+                        self.id,
+                        req.origin,
+                        self.term,
+                        index=req.index,
+                        context=req.context,
+                    )
+                )
 
     # ----------------------------------------------------------------- log helpers
 
@@ -917,7 +1703,7 @@ class Raft:
             return False
         try:
             return self.term_at(index) == term
-        except IndexError:  # pragma: no cover - compacted (no snapshots yet)
+        except IndexError:  # compacted: below our snapshot, so committed and matching
             return False
 
     def _find_conflict(self, ents: Sequence[LogEntry]) -> int:
@@ -928,17 +1714,22 @@ class Raft:
         return 0
 
     def _find_conflict_by_term(self, index: int, term: int) -> tuple[int, int]:
-        """The largest ``i <= index`` whose term is ``<= term``, with that term."""
+        """The largest ``i <= index`` whose term is ``<= term``, with that term (term 0
+        if the search reaches the compacted prefix)."""
         i = index
         while i > 0:
-            t = self.term_at(i)
+            try:
+                t = self.term_at(i)
+            except IndexError:
+                return i, 0
             if t <= term:
                 return i, t
             i -= 1
         return 0, 0
 
     def _append(self, ents: list[LogEntry]) -> None:
-        """Append to the unstable tail, truncating any overwritten suffix."""
+        """Append to the unstable tail, truncating any overwritten suffix; configuration
+        entries take effect here (and truncated ones are undone)."""
         if not ents:
             return
         after = ents[0].index
@@ -953,6 +1744,16 @@ class Raft:
             self._unstable.extend(ents)
         else:
             raise RaftInvariantError(f"entry {after} leaves a gap after {self.last_index()}")
+        changed = False
+        if self._conf_log and self._conf_log[-1][0] >= after:
+            self._conf_log = [c for c in self._conf_log if c[0] < after]
+            changed = True
+        for e in ents:
+            if e.kind is EntryKind.CONF_CHANGE:
+                self._conf_log.append((e.index, decode_conf_entry(e.data)[1]))
+                changed = True
+        if changed:
+            self._set_membership(self._conf_log[-1][1] if self._conf_log else self._conf_base)
 
     def _send(
         self,

@@ -292,3 +292,19 @@ def test_Raft_election_timeouts_are_seeded_and_randomized() -> None:
     assert all(ELECTION <= t < 2 * ELECTION for t in ticks)
     assert len(set(ticks)) > 1
     assert ticks == [first_campaign(s, n) for s in range(10) for n in (1, 2, 3)]
+
+
+def test_Raft_rejected_stale_candidate_does_not_restart_the_election_timer() -> None:
+    """Figure 2: the timer restarts on a message from the current leader or on granting a
+    vote -- not on a higher term from a candidate we reject. Otherwise a candidate that
+    cannot win (log behind) keeps the one that could from ever campaigning (without
+    pre-vote, under long delays: simulator seed 1397)."""
+    log = MemoryLog([LogEntry(1, 1), LogEntry(2, 1)])
+    r = Raft(RaftConfig(id=2, voters=frozenset({2, 3}), pre_vote=False), log, HardState(1, 0))
+    for _ in range(ELECTION - 1):
+        r.tick()
+    r.step(Message(MessageType.VOTE, 3, 2, 5, index=1, log_term=1))  # behind us
+    assert (r.term, r.role, r.vote) == (5, Role.FOLLOWER, 0)
+    assert r._election_elapsed == ELECTION - 1  # still running
+    r.step(Message(MessageType.VOTE, 3, 2, 6, index=2, log_term=1))  # up to date: granted
+    assert r.vote == 3 and r._election_elapsed == 0
