@@ -37,6 +37,10 @@ Failure semantics
   lock is ours until our session ends).
 * cancelling ``get`` after the delete succeeded loses the item (it is gone and was not
   returned); cancelling ``take`` releases a lock it had already created.
+
+With a :class:`~coord.client.SyncClient`, call the methods through ``sync.run``
+(``item = sync.run(queue.take)``) and use ``with item:`` (ack on success, release on
+error), with the same semantics.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ from coord.protocol import (
     SessionExpiredError,
 )
 from coord.recipes._contender import async_client
+from coord.recipes._facade import SyncContext, sync_client
 
 __all__ = ["Item", "ItemLost", "LockingQueue", "PriorityQueue", "Queue", "item_key"]
 
@@ -114,6 +119,7 @@ class Queue:
     """
 
     def __init__(self, client: Client | SyncClient, path: str) -> None:
+        self._sync = sync_client(client)
         self._client = async_client(client)
         self.path = path
 
@@ -187,11 +193,11 @@ class PriorityQueue(Queue):
 
 
 @dataclass(eq=False)
-class Item:
+class Item(SyncContext):
     """A LockingQueue item held by this consumer until :meth:`ack` or :meth:`release`.
 
     ``async with await queue.take() as item:`` acknowledges it when the body succeeds and
-    releases it when the body raises.
+    releases it when the body raises (``with item:`` when the queue is on a SyncClient).
     """
 
     queue: LockingQueue
@@ -199,6 +205,10 @@ class Item:
     data: bytes
     session_id: int
     done: bool = field(default=False)
+
+    @property
+    def _sync(self) -> SyncClient | None:  # type: ignore[override]
+        return self.queue._sync
 
     @property
     def path(self) -> str:
