@@ -6,14 +6,6 @@ restarted under a holder keeps the session and the hold."""
 from __future__ import annotations
 
 import itertools
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -211,61 +203,7 @@ async def test_Election_stall_past_safe_bound_new_leader_only_after_expiry(
 # --- a durable coord server restarted under the holder ------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class CoordProcess:
-    """``coord server`` as a subprocess with durable storage in ``data_dir``."""
-
-    def __init__(self, data_dir: Path, port: int) -> None:
-        self.data_dir, self.port = data_dir, port
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log = data_dir.parent / f"server-{port}.log"
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("COORD_")}
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "coord", "server", "--host", "127.0.0.1"),
-                    *("--port", str(self.port), "--data-dir", str(self.data_dir)),
-                    *("--storage", "rocksdb", "--tick-time", "500"),
-                    *("--max-client-connections", "0"),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-        line = f"coord serving on 127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 30
-        while line not in self.log.read_text(errors="replace"):  # the process's own signal
-            assert self.process.poll() is None, self.log.read_text(errors="replace")
-            assert time.monotonic() < deadline, "coord server did not start"
-            time.sleep(0.02)
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
-        # The next start must find a new serving line.
-        self.log.write_text("")
-
-
-@pytest.fixture
-def coord_process(tmp_path: Path) -> Iterator[CoordProcess]:
-    server = CoordProcess(tmp_path / "data", _free_port())
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
-
-
-async def test_Lock_survives_a_durable_server_restart(coord_process: CoordProcess) -> None:
+async def test_Lock_survives_a_durable_server_restart(coord_process: Any) -> None:
     """SIGKILL and restart of a durable coord server on the same port while holding: the
     client reconnects within the safe bound, the session survives, the hold is kept (no
     LockLost, same node, same owner)."""
@@ -287,7 +225,7 @@ async def test_Lock_survives_a_durable_server_restart(coord_process: CoordProces
         assert await client.children("/locks/restart") == []
 
 
-async def test_Election_survives_a_durable_server_restart(coord_process: CoordProcess) -> None:
+async def test_Election_survives_a_durable_server_restart(coord_process: Any) -> None:
     """The same for leadership: a restart within the safe bound keeps the leader."""
     address = f"127.0.0.1:{coord_process.port}"
     async with coord.connect(address, session_timeout=10) as client:
