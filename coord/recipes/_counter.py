@@ -30,6 +30,9 @@ Failure semantics
   when the session expired (its witness is gone, so whether it applied is unknown).
   Cancelling ``add`` while its write is in flight leaves the outcome unknown (applied or
   not, never twice).
+
+With a :class:`~coord.client.SyncClient`, call the methods through ``sync.run``
+(``sync.run(counter.add, 1)``), with the same semantics.
 """
 
 from __future__ import annotations
