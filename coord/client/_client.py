@@ -198,6 +198,7 @@ class _Connection:
         "out",
         "priming",
         "ready",
+        "retime",
         "scope",
         "stream",
         "wakeup",
@@ -209,6 +210,9 @@ class _Connection:
         self.ready = anyio.Event()
         self.out = bytearray()
         self.wakeup = anyio.Event()
+        #: Set when the core's timers may have moved earlier (the handshake completed):
+        #: the timer task recomputes its sleep instead of finishing the old one.
+        self.retime = anyio.Event()
         self.scope = anyio.CancelScope()
         self.error: BaseException | None = None
         self.priming = 0
@@ -748,7 +752,13 @@ class Client:
                 conn.fail(exc)
                 return
             conn.send(out)
-            await anyio.sleep(min(core.next_timeout(anyio.current_time()), 3600.0))
+            # Sleep until the next ping or dead-peer check, or until the handshake
+            # completes: the handshake's timeout (T / hosts) is longer than the ping
+            # interval and the read timeout that follow it, and a timer still sleeping on
+            # it would neither ping nor notice a silent server for that long.
+            conn.retime = anyio.Event()
+            with anyio.move_on_after(min(core.next_timeout(anyio.current_time()), 3600.0)):
+                await conn.retime.wait()
 
     def _handle(self, events: list[Event[_Watcher]], conn: _Connection) -> None:
         for event in events:
@@ -797,6 +807,7 @@ class Client:
     def _ready(self, conn: _Connection, event: Connected) -> None:
         self._ready_conn = conn
         conn.ready.set()
+        conn.retime.set()  # now pings and the read timeout apply
         if self._moving:
             # A planned move succeeded: the session never was in doubt.
             self._moving = False

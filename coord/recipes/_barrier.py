@@ -30,6 +30,10 @@ Failure semantics
   member that will not come: bound the wait with ``anyio.fail_after``.
 * cancellation of ``enter``/``leave`` (``anyio.fail_after``): the member node is deleted
   (shielded, bounded by the session timeout).
+
+With a :class:`~coord.client.SyncClient`: ``with DoubleBarrier(sync, path, n):`` (the
+same semantics, the body in the caller's thread); Barrier's methods through ``sync.run``
+(``sync.run(barrier.wait, timeout=30)``).
 """
 
 from __future__ import annotations

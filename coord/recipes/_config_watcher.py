@@ -33,6 +33,9 @@ Failure semantics:
   tree) and a new snapshot is yielded if anything changed meanwhile;
 * session expiry: iteration raises :class:`~coord.SessionExpiredError` (the watches are
   gone with the session); closing the client ends the iteration.
+
+With a :class:`~coord.client.SyncClient`, ``with`` and ``for`` work the same way
+(blocking), and :meth:`ConfigWatcher.next_snapshot` takes a ``timeout``.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from coord.client._paths import join_path
 from coord.client._watch import WatchStream
 from coord.protocol import NoNodeError
 from coord.recipes._contender import async_client
+from coord.recipes._facade import SyncContext, SyncIterator, sync_client
 
 __all__ = ["ConfigWatcher", "Snapshot", "SnapshotStream"]
 
@@ -70,7 +74,7 @@ def _under(path: str, root: str) -> bool:
     return path.startswith(prefix)
 
 
-class ConfigWatcher:
+class ConfigWatcher(SyncContext, SyncIterator):
     """The value of ``path`` (or of its whole subtree) kept up to date.
 
     ``async for snapshot in watcher`` yields the current snapshot at once, then a new one
@@ -82,7 +86,8 @@ class ConfigWatcher:
             async for snapshot in watcher:
                 apply(snapshot)
 
-    or with a callback: ``snapshot = await tg.start(watcher.run, callback)``.
+    or with a callback: ``snapshot = await tg.start(watcher.run, callback)``. On a
+    SyncClient: ``with ConfigWatcher(sync, path) as watcher: for snapshot in watcher:``.
 
     Args:
         client: a :class:`~coord.client.Client` (or a :class:`~coord.client.SyncClient`,
@@ -98,6 +103,7 @@ class ConfigWatcher:
     """
 
     def __init__(self, client: Client | SyncClient, path: str, *, recursive: bool = False) -> None:
+        self._sync = sync_client(client)
         self._client = async_client(client)
         self.path = path
         self.recursive = recursive
@@ -172,6 +178,18 @@ class ConfigWatcher:
             snapshot = self.current
             if snapshot != self._last:
                 return self._emit()
+
+    def next_snapshot(self, timeout: float | None = None) -> Snapshot:
+        """The next snapshot, blocking (SyncClient only).
+
+        Raises:
+            StopIteration: the watch was removed or the client closed.
+            SessionExpiredError: the session was lost.
+            TimeoutError: ``timeout`` seconds passed first.
+            TypeError: the watcher was built on an async client.
+        """
+        result: Snapshot = self._next_blocking(timeout)
+        return result
 
     def _emit(self) -> Snapshot:
         self._yielded = True
@@ -271,11 +289,14 @@ def _parent(path: str) -> str:
     return head or "/"
 
 
-class SnapshotStream(Generic[T]):
+class SnapshotStream(SyncContext, SyncIterator, Generic[T]):
     """A :class:`ConfigWatcher` whose snapshots are turned into values by ``convert``;
-    equal consecutive values are not repeated. Used by Group and ServiceRegistry."""
+    equal consecutive values are not repeated. Used by Group and ServiceRegistry.
+
+    An async iterator and context manager; on a SyncClient, a blocking one."""
 
     def __init__(self, watcher: ConfigWatcher, convert: Callable[[Mapping[str, bytes]], T]) -> None:
+        self._sync = watcher._sync
         self._watcher = watcher
         self._convert = convert
         self._last: Any = _UNSET
@@ -298,6 +319,14 @@ class SnapshotStream(Generic[T]):
 
     def __aiter__(self) -> Self:
         return self
+
+    def __next__(self) -> T:
+        return self.next_snapshot()
+
+    def next_snapshot(self, timeout: float | None = None) -> T:
+        """The next value, blocking (SyncClient only); see :meth:`ConfigWatcher.next_snapshot`."""
+        result: T = self._next_blocking(timeout)
+        return result
 
     async def __anext__(self) -> T:
         while True:

@@ -9,6 +9,12 @@ node again -- after a create whose reply was lost, and after a create that was
 *cancelled* while in flight. Cleanup therefore never leaks a node (kazoo#732,
 aiozk#34): it lists the children for the prefix and deletes what it finds.
 
+A create whose reply was lost may also be applied *late*: the server read the request just
+before the connection died and applies it after the new connection's lookup (seen with
+Apache ZooKeeper and coord under aggressive cuts), leaving a second node with our prefix.
+So after a lost reply the contender waits :data:`SETTLE` seconds before looking, and
+cleanup after such a create deletes every node with our prefix, not only the first.
+
 Cleanup runs shielded. If the connection is suspended at that moment, the delete waits
 for the reconnection, for at most the session timeout: by then either it succeeded, or the
 client could not reach any server for a whole session timeout, the session is expired
@@ -71,6 +77,9 @@ SUSPENDED_FRACTION = 2 / 3
 """A hold survives a suspension until ``last contact + SUSPENDED_FRACTION * session_timeout``."""
 
 _UNKNOWN_OUTCOME = (ConnectionLossError, OperationTimeoutError)
+
+SETTLE = 0.25
+"""Seconds to wait after a lost create reply before looking for the node (see above)."""
 
 
 def async_client(client: Client | SyncClient) -> Client:
@@ -181,6 +190,7 @@ class Contender:
         self.kind = kind
         self.leases = leases
         self._protect = f"_c_{uuid.uuid4()}-"
+        self._ambiguous = False  # a create's reply was lost: copies may exist
         self.node: str | None = None
         self.czxid = 0
 
@@ -202,6 +212,9 @@ class Contender:
                 await self._ensure_path()
                 continue
             except _UNKNOWN_OUTCOME:
+                self._ambiguous = True
+                await self.client.wait_connected()
+                await anyio.sleep(SETTLE)
                 found = await self.find()
                 if found is None:
                     continue
@@ -226,14 +239,18 @@ class Contender:
 
     async def find(self) -> str | None:
         """Our node's path, found by its protection prefix, or None."""
+        found = await self.find_all()
+        return found[0] if found else None
+
+    async def find_all(self) -> list[str]:
+        """Every node with our protection prefix (more than one only after a late
+        create), lowest sequence first."""
         try:
             names = await self.client.children(self.path)
         except NoNodeError:
-            return None
-        for name in names:
-            if name.startswith(self._protect):
-                return join_path(self.path, name)
-        return None
+            return []
+        mine = sort_contenders([n for n in names if n.startswith(self._protect)])
+        return [join_path(self.path, name) for name in mine]
 
     async def check(self) -> Decision:
         """List the children and decide.
@@ -279,6 +296,9 @@ class Contender:
                     node = self.node if self.node is not None else await self.find()
                     if node is not None:
                         await self.client.delete(node)
+                    if self._ambiguous:  # late copies of our node
+                        for extra in await self.find_all():
+                            await self.client.delete(extra)
                 except (NoNodeError, SessionExpiredError, ClientClosedError):
                     pass
                 except CoordError:

@@ -9,9 +9,13 @@ other writer got in between, so it reads again and retries. Each successful writ
 the version by exactly one, so no increment is ever lost or applied twice (optimistic
 concurrency, Curator's ``DistributedAtomicLong`` without the lock promotion).
 
-A write whose reply was lost (connection loss) is resolved by the client: its retry gets
-``BadVersion``, and the client checks whether the node is now at ``version + 1`` with our
-data written after our attempt was sent -- then the write applied and is not repeated.
+A write whose reply was lost (connection loss) must be resolved without guessing: the
+node's version and data cannot tell our write from another writer's that wrote the same
+value (two ``add(1)`` from the same value) or wrote after it. So each conditional write is
+a transaction that also creates a *witness*: an ephemeral child ``_w-<uuid>`` of the
+counter node, unique to this write. After a lost reply, the witness exists if and only if
+the write applied; it is deleted right after (and, being ephemeral, goes with the session
+at worst). The create of a missing counter is witnessed the same way.
 
 A missing node counts as ``default``; the first writer creates it (with its missing
 ancestors); a creator that loses the race to another creator retries as a writer.
@@ -19,17 +23,32 @@ ancestors); a creator that loses the race to another creator retries as a writer
 Failure semantics
 -----------------
 * disconnect: ``add``/``set``/``value`` wait for the reconnection (within the client's
-  retry policy); an interrupted write is applied at most once, as above.
+  retry policy); an interrupted write is applied exactly once, as above.
 * reconnect: nothing to restore; the counter holds no session state.
 * session expiry: the counter is persistent, nothing is lost; operations on an expired
-  client raise ``SessionExpiredError``. Cancelling ``add`` while its write is in flight
-  leaves the outcome unknown (applied or not, never twice).
+  client raise ``SessionExpiredError`` -- also an ``add`` whose write's reply was lost
+  when the session expired (its witness is gone, so whether it applied is unknown).
+  Cancelling ``add`` while its write is in flight leaves the outcome unknown (applied or
+  not, never twice).
+
+With a :class:`~coord.client.SyncClient`, call the methods through ``sync.run``
+(``sync.run(counter.add, 1)``), with the same semantics.
 """
 
 from __future__ import annotations
 
-from coord.client import Client, SyncClient
-from coord.protocol import BadVersionError, NodeExistsError, NoNodeError
+import contextlib
+import uuid
+
+from coord.client import Client, SyncClient, TransactionFailed
+from coord.client._paths import join_path, parent_path
+from coord.protocol import (
+    BadVersionError,
+    ConnectionLossError,
+    NodeExistsError,
+    NoNodeError,
+    OperationTimeoutError,
+)
 from coord.recipes._contender import async_client
 
 __all__ = ["Counter"]
@@ -121,20 +140,38 @@ class Counter:
     async def _write(self, value: Number, version: int) -> bool:
         """Write at ``version`` (-1: create; -2: any); False when someone got in between."""
         data = self._encode(value)
-        try:
-            if version == -1:
-                await self._client.create(self.path, data, makepath=True)
-            else:
-                await self._client.set(self.path, data, max(version, -1))
-        except NodeExistsError:
-            return False
-        except BadVersionError:
-            return False
+        if version != -2:
+            return await self._witnessed_write(data, version)
+        try:  # unconditional: repeating it is harmless
+            await self._client.set(self.path, data)
         except NoNodeError:
-            if version != -2:
-                return False
-            try:
-                await self._client.create(self.path, data, makepath=True)
-            except NodeExistsError:
-                return False
+            return await self._witnessed_write(data, -1)
         return True
+
+    async def _witnessed_write(self, data: bytes, version: int) -> bool:
+        """Create (``version`` -1) or set at ``version``, with a witness (see above)."""
+        client = self._client
+        witness = join_path(self.path, f"_w-{uuid.uuid4().hex}")
+        while True:
+            txn = client.transaction()
+            if version == -1:
+                txn.create(self.path, data)
+            else:
+                txn.set(self.path, data, version)
+            txn.create(witness, ephemeral=True)
+            try:
+                await txn.commit()
+            except TransactionFailed as exc:
+                if version == -1 and isinstance(exc.error, NoNodeError) and exc.index == 0:
+                    await client.ensure_path(parent_path(self.path))  # a missing ancestor
+                    continue
+                if isinstance(exc.error, BadVersionError | NodeExistsError | NoNodeError):
+                    return False  # someone got in between (or deleted the counter)
+                raise exc.error from exc
+            except (ConnectionLossError, OperationTimeoutError):
+                await client.wait_connected()
+                if await client.exists(witness) is None:
+                    return False  # not applied: read again and retry
+            with contextlib.suppress(NoNodeError):
+                await client.delete(witness)
+            return True

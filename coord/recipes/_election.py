@@ -17,6 +17,11 @@ Failure semantics (as for Lock; see :mod:`coord.recipes._contender`):
 * session expiry or client closed while leading: body cancelled, ``LeadershipLost``.
 * :meth:`Election.resign` inside the body: the body is cancelled and the block exits
   normally; the next candidate takes over.
+
+With a :class:`~coord.client.SyncClient`: ``with election.leadership():`` campaigns, then
+runs the body in the caller's thread, which cannot be cancelled: the body should check
+:attr:`Election.is_leader`; a loss is reported as ``LeadershipLost`` when it ends. Call
+the other methods through ``sync.run`` (``sync.run(election.leader)``).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from coord.client._paths import join_path
 from coord.protocol import NoNodeError
 from coord.recipes._contender import Contender, Guard, async_client
 from coord.recipes._errors import LeadershipLost
+from coord.recipes._facade import require_sync, sync_client
 from coord.recipes._ordering import Kind, sort_contenders
 
 __all__ = ["Election"]
@@ -42,12 +48,13 @@ class Election:
     """Leader election under ``path``: ``async with election.leadership(): ...``.
 
     Args:
-        client: an async :class:`~coord.client.Client`.
+        client: an async :class:`~coord.client.Client`, or a SyncClient for ``with``.
         path: the election node (created as a container when the server supports it).
         data: this candidate's data, returned by :meth:`leader` while it leads.
     """
 
     def __init__(self, client: Client | SyncClient, path: str, *, data: bytes = b"") -> None:
+        self._sync = sync_client(client)
         self._client = async_client(client)
         self.path = path
         self.data = data
@@ -112,6 +119,11 @@ class Election:
         if self._scope is not None:
             self._scope.cancel()
         elif self._contender is not None:
+            # Campaigning, or leading in a sync ``with`` (no scope to cancel): stop
+            # guarding first, so our own delete is not taken for a loss.
+            guard, self._guard = self._guard, None
+            if guard is not None:
+                guard.stop()
             contender, self._contender = self._contender, None
             await contender.remove()
 
@@ -185,3 +197,23 @@ class _Leadership:
                 f"leadership of {election.path} lost: {reason or 'unknown reason'}"
             ) from exc
         return swallowed
+
+    # --- the sync facade ------------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        election = self._election
+        require_sync(election._sync).run(election._campaign)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        election = self._election
+        guard = election._guard
+        held = require_sync(election._sync).run(election._step_down)
+        if not held:
+            reason = (guard.reason if guard is not None else "") or "unknown reason"
+            raise LeadershipLost(f"leadership of {election.path} lost: {reason}") from exc

@@ -16,7 +16,13 @@ Failure semantics:
 * session expiry: the servers delete the member node -- the member has left. The body of
   ``join()`` is *not* cancelled (membership is advertisement, not ownership); leaving the
   block then finds no node to delete, and watchers raise
-  :class:`~coord.SessionExpiredError`. Connect again and re-join.
+  :class:`~coord.SessionExpiredError`. The client never opens a new session by itself,
+  so nothing re-joins on its own: connect again and re-join (what the Munin example's
+  ``register.py`` does in a loop).
+
+With a :class:`~coord.client.SyncClient`: ``with group.join("w1"):`` and ``for members
+in group.watch():`` (the same semantics; the body of ``join`` runs in the caller's
+thread).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from coord.client._paths import join_path
 from coord.protocol import ConnectionLossError, NoNodeError, SessionExpiredError
 from coord.recipes._config_watcher import ConfigWatcher, SnapshotStream
 from coord.recipes._contender import async_client
+from coord.recipes._facade import SyncContext, sync_client
 
 __all__ = ["Group", "Membership"]
 
@@ -39,11 +46,13 @@ class Group:
     """The members of the group at ``path``.
 
     Args:
-        client: an async :class:`~coord.client.Client` (or a SyncClient's).
+        client: an async :class:`~coord.client.Client`, or a SyncClient for ``with``
+            and blocking iteration (call the other methods through ``sync.run``).
         path: the group node (created, persistent, on the first join).
     """
 
     def __init__(self, client: Client | SyncClient, path: str) -> None:
+        self._sync = sync_client(client)
         self._client = async_client(client)
         self.path = path
 
@@ -75,12 +84,14 @@ class Group:
     def watch(self) -> SnapshotStream[dict[str, bytes]]:
         """Membership snapshots (member id -> data): the current one, then one per change.
 
-        An async iterator and an async context manager (which removes the watch on exit).
+        An async iterator and an async context manager (which removes the watch on exit);
+        with a SyncClient, a blocking iterator and a context manager.
 
         Raises (from iteration):
             SessionExpiredError: the watching client's session was lost.
         """
-        return SnapshotStream(ConfigWatcher(self._client, self.path, recursive=True), self._members)
+        watcher = ConfigWatcher(self._sync or self._client, self.path, recursive=True)
+        return SnapshotStream(watcher, self._members)
 
     def _members(self, snapshot: Mapping[str, bytes]) -> dict[str, bytes]:
         prefix = self.path.rstrip("/") + "/"
@@ -91,12 +102,14 @@ class Group:
         }
 
 
-class Membership:
-    """One member of a :class:`Group`, as an async context manager (see :meth:`Group.join`)."""
+class Membership(SyncContext):
+    """One member of a :class:`Group`, as an async context manager (see :meth:`Group.join`),
+    or a context manager when the group was built on a SyncClient."""
 
     def __init__(self, group: Group, member_id: str, data: bytes) -> None:
         if not member_id or "/" in member_id:
             raise ValueError(f"invalid member id {member_id!r}")
+        self._sync = group._sync
         self.group = group
         self.member_id = member_id
         self.data = data

@@ -10,6 +10,18 @@ notification before the end. At the deadline the body is cancelled, the node del
 by the session exactly as Lock's: suspension past the safe bound, session expiry or the
 node's deletion cancel the body and raise ``LockLost`` -- whichever comes first.
 
+Failure semantics (those of :class:`~coord.recipes.Lock`): a disconnect shorter than the
+safe bound (last contact + 2/3 of the session timeout) changes nothing; past it, or on
+session expiry, the body is cancelled and ``LockLost`` raised; a reconnection after the
+bound does not restore the lease. Others acquire only once the node is deleted: at the
+deadline, at the end of the body, or when the servers expire the session.
+
+With a :class:`~coord.client.SyncClient`, ``with Lease(sync, path, duration=30) as
+lease:`` runs the body in the caller's thread, which cannot be interrupted: the body
+should watch :attr:`Lease.remaining`; when it ends, ``LockLost`` is raised if the lock was
+lost meanwhile, else :class:`LeaseExpired` if it outlived the deadline (the node is
+deleted when the body ends, so others wait until then).
+
 The duration is measured on the holder's clock from the moment it learnt it holds; others
 see the node gone when it is deleted (or, if the holder vanished, when its session
 expires), so the bound is on the holder's own view. For an external resource, pass
@@ -26,6 +38,8 @@ import anyio
 
 from coord.client import Client, SyncClient
 from coord.protocol import CoordError
+from coord.recipes._errors import LockLost
+from coord.recipes._facade import require_sync, sync_client
 from coord.recipes._lock import Lock
 
 __all__ = ["Lease", "LeaseExpired"]
@@ -43,7 +57,7 @@ class Lease:
     """``async with Lease(client, "/leases/job", duration=30) as lease:`` -- at most 30 s.
 
     Args:
-        client: an async Client.
+        client: an async Client, or a SyncClient for ``with``.
         path: the lease's lock node.
         duration: the longest hold, in seconds, from acquisition.
         identifier: data stored in the lock node.
@@ -58,6 +72,7 @@ class Lease:
         if not duration > 0:
             raise ValueError("duration must be positive")
         self.duration = duration
+        self._sync = sync_client(client)
         self.lock = Lock(client, path, identifier=identifier)
         self.deadline = math.inf
         self._scope: anyio.CancelScope | None = None
@@ -65,10 +80,19 @@ class Lease:
     def __repr__(self) -> str:
         return f"<Lease {self.lock.path!r} duration={self.duration}>"
 
+    def _now(self) -> float:
+        """anyio's clock (the event loop's, when called from a SyncClient's caller)."""
+        if self._sync is not None:
+            try:
+                return anyio.current_time()
+            except Exception:  # not in an event loop: the caller's thread
+                return self._sync.run(_current_time)
+        return anyio.current_time()
+
     @property
     def is_held(self) -> bool:
         """Whether the lease is held (not yet ended, lost or expired)."""
-        return self.lock.is_held and anyio.current_time() < self.deadline
+        return self.lock.is_held and self._now() < self.deadline
 
     @property
     def fencing_token(self) -> int:
@@ -78,7 +102,7 @@ class Lease:
     @property
     def remaining(self) -> float:
         """Seconds left until the deadline (``inf`` before acquisition)."""
-        return max(0.0, self.deadline - anyio.current_time())
+        return max(0.0, self.deadline - self._now())
 
     async def wait_expiring(self, margin: float = 0.0) -> None:
         """Wait until ``margin`` seconds before the deadline (the notification).
@@ -117,3 +141,36 @@ class Lease:
         if expired:
             raise LeaseExpired(f"lease {self.lock.path} expired after {self.duration} s")
         return swallowed
+
+    # --- the sync facade ------------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        sync = require_sync(self._sync)
+
+        async def acquire() -> None:
+            await self.lock.acquire()
+            self.deadline = anyio.current_time() + self.duration
+
+        sync.run(acquire)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        sync = require_sync(self._sync)
+        guard = self.lock._guard
+        held = sync.run(self.lock.release)
+        expired = sync.run(_current_time) >= self.deadline
+        self.deadline = math.inf
+        if not held:
+            reason = (guard.reason if guard is not None else "") or "unknown reason"
+            raise LockLost(f"lease {self.lock.path} lost: {reason}") from exc
+        if expired and exc is None:
+            raise LeaseExpired(f"lease {self.lock.path} outlived its {self.duration} s")
+
+
+async def _current_time() -> float:
+    return anyio.current_time()

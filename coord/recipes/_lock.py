@@ -29,6 +29,10 @@ Failure semantics (see :mod:`coord.recipes._contender` for the reasoning):
   prefix and deleted, shielded; if the connection is suspended at that moment the cleanup
   waits for the reconnection for at most the session timeout, after which the session
   has expired and the servers deleted the node.
+
+With a :class:`~coord.client.SyncClient`: ``with Lock(sync, path) as lock:``; the body
+runs in the caller's thread and cannot be cancelled, so it should check ``lock.is_held``;
+a loss is reported as ``LockLost`` when the body ends.
 """
 
 from __future__ import annotations

@@ -33,6 +33,9 @@ Failure semantics:
 * session expiry (``LOST``) or client closed: an empty assignment is yielded if the last
   one was not empty, then iteration raises :class:`~coord.SessionExpiredError` (closed:
   ends). Connect again and create a new Partitioner.
+
+With a :class:`~coord.client.SyncClient`: ``with Partitioner(sync, ...) as p: for mine in
+p:`` (blocking; :meth:`Partitioner.next_assignment` takes a ``timeout``), same semantics.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ import anyio
 from coord.client import Client, ClientClosedError, ConnectionState, SyncClient, WatchedEvent
 from coord.protocol import NoNodeError, SessionExpiredError
 from coord.recipes._contender import SUSPENDED_FRACTION, async_client
+from coord.recipes._facade import SyncContext, SyncIterator, sync_client
 from coord.recipes._group import Group, Membership
 
 __all__ = ["Partitioner", "partition"]
@@ -87,7 +91,7 @@ def partition(
     return result
 
 
-class Partitioner(Generic[T]):
+class Partitioner(SyncContext, SyncIterator, Generic[T]):
     """This member's share of ``items``, rebalanced as members of ``path`` come and go.
 
     ::
@@ -100,7 +104,8 @@ class Partitioner(Generic[T]):
     one joins on the first ``__anext__`` and leaves on :meth:`aclose`.
 
     Args:
-        client: an async :class:`~coord.client.Client` (or a SyncClient's).
+        client: an async :class:`~coord.client.Client`, or a SyncClient for ``with`` and
+            blocking iteration.
         path: the group node (created, persistent, on the first join).
         items: the items to share; every member must pass the same set.
         identifier: this member's unique id in the group (a node name: no ``/``).
@@ -116,6 +121,7 @@ class Partitioner(Generic[T]):
         identifier: str,
         key: Any = repr,
     ) -> None:
+        self._sync = sync_client(client)
         self._client = async_client(client)
         self.path = path
         self.items: frozenset[T] = frozenset(items)
@@ -213,6 +219,20 @@ class Partitioner(Generic[T]):
 
     def __aiter__(self) -> Self:
         return self
+
+    def __next__(self) -> frozenset[T]:
+        return self.next_assignment()
+
+    def next_assignment(self, timeout: float | None = None) -> frozenset[T]:
+        """The next assignment, blocking (SyncClient only).
+
+        Raises:
+            StopIteration: closed.
+            SessionExpiredError: the session was lost (after an empty assignment).
+            TimeoutError: ``timeout`` seconds passed first.
+        """
+        result: frozenset[T] = self._next_blocking(timeout)
+        return result
 
     async def __anext__(self) -> frozenset[T]:
         if self._closed:

@@ -17,7 +17,12 @@ Failure semantics:
 * reconnect: nothing changes; watchers catch up;
 * session expiry: the servers delete the instance node -- the instance is no longer
   advertised. The body of ``register()`` is not cancelled; watchers raise
-  :class:`~coord.SessionExpiredError`. Connect again and register again.
+  :class:`~coord.SessionExpiredError`. The client never opens a new session by itself,
+  so nothing is re-registered on its own: connect again and register again (the Munin
+  example's ``register.py`` does so in a loop).
+
+With a :class:`~coord.client.SyncClient`: ``with registry.register(...) as instance:``
+and ``for instances in registry.watch("www"):``, with the same semantics.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from coord.client._paths import join_path
 from coord.protocol import ConnectionLossError, NoNodeError, SessionExpiredError
 from coord.recipes._config_watcher import ConfigWatcher, SnapshotStream
 from coord.recipes._contender import async_client
+from coord.recipes._facade import SyncContext, sync_client
 
 __all__ = ["Instance", "Registration", "ServiceRegistry"]
 
@@ -88,11 +94,13 @@ class ServiceRegistry:
     """Service instances under ``root`` (``/services/<service>/<instance id>``).
 
     Args:
-        client: an async :class:`~coord.client.Client` (or a SyncClient's).
+        client: an async :class:`~coord.client.Client`, or a SyncClient for ``with`` and
+            blocking iteration (call the other methods through ``sync.run``).
         root: the registry's root node.
     """
 
     def __init__(self, client: Client | SyncClient, *, root: str = DEFAULT_ROOT) -> None:
+        self._sync = sync_client(client)
         self._client = async_client(client)
         self.root = root
 
@@ -160,12 +168,15 @@ class ServiceRegistry:
         def convert(snapshot: Mapping[str, bytes]) -> list[Instance]:
             return self._parse(snapshot).get(service, [])
 
-        return SnapshotStream(ConfigWatcher(self._client, path, recursive=True), convert)
+        return SnapshotStream(
+            ConfigWatcher(self._sync or self._client, path, recursive=True), convert
+        )
 
     def watch_all(self) -> SnapshotStream[dict[str, list[Instance]]]:
         """Every service's instances (service -> instances, services without instances
         left out): the current state, then one per change. See :meth:`watch`."""
-        return SnapshotStream(ConfigWatcher(self._client, self.root, recursive=True), self._parse)
+        watcher = ConfigWatcher(self._sync or self._client, self.root, recursive=True)
+        return SnapshotStream(watcher, self._parse)
 
     def _parse(self, snapshot: Mapping[str, bytes]) -> dict[str, list[Instance]]:
         prefix = self.root.rstrip("/") + "/"
@@ -184,10 +195,12 @@ class ServiceRegistry:
         return {name: sorted(found, key=_sort_key) for name, found in sorted(services.items())}
 
 
-class Registration:
-    """A registered instance, as an async context manager (see :meth:`ServiceRegistry.register`)."""
+class Registration(SyncContext):
+    """A registered instance, as an async context manager (see
+    :meth:`ServiceRegistry.register`), or a context manager on a SyncClient."""
 
     def __init__(self, registry: ServiceRegistry, instance: Instance) -> None:
+        self._sync = registry._sync
         self.registry = registry
         self.instance = instance
         self.node = join_path(join_path(registry.root, instance.service), instance.id)

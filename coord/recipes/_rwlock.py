@@ -28,10 +28,22 @@ earlier upgrade node is among my obstacles, I lose*: :class:`UpgradeConflict` is
 loser leaves its read lock (release it and retry, typically).
 
 Failure semantics: every hold (read, write, upgrade) is a :class:`~coord.recipes.Lock`
-underneath -- the same protected nodes, cancellation-safe acquisition, safe bound on
-``SUSPENDED``, ``LockLost`` on loss, and ``fencing_token`` (the node's czxid). An upgraded
-hold is lost if either its read or its upgrade node is lost (same session, so both go
-together on expiry).
+underneath -- the same protected nodes, cancellation-safe acquisition, and
+``fencing_token`` (the node's czxid):
+
+* disconnect (``SUSPENDED``) while holding: the body runs on until the safe bound (last
+  contact + 2/3 of the session timeout), then is cancelled and ``LockLost`` raised;
+* reconnect before the bound: nothing happens (same session, same nodes);
+* session expiry or client closed: the body is cancelled and ``LockLost`` raised; a
+  waiting writer gets in only once the servers deleted the readers' nodes (at expiry),
+  so a writer never holds beside a reader that still believes it holds once the session
+  timeout has passed;
+* while waiting: operations wait for the reconnection; expiry raises
+  ``SessionExpiredError``; a cancelled acquisition leaves no node behind.
+
+An upgraded hold is lost if either its read or its upgrade node is lost (same session, so
+both go together on expiry). With a SyncClient, ``with rw.read_lock():`` and the others
+work as ``with Lock(...)`` (a loss is reported when the body ends).
 """
 
 from __future__ import annotations

@@ -25,7 +25,8 @@ timeout), then is cancelled and ``LockLost`` raised. Reconnect before it: nothin
 Session expiry or client closed: body cancelled, ``LockLost``; the lease frees up for
 others when the servers delete the node (at expiry). A cancelled acquisition leaves no
 node behind. Never more than ``leases`` holders that believe they hold after the session
-timeout has passed.
+timeout has passed. With a :class:`~coord.client.SyncClient`: ``with Semaphore(sync, path,
+leases=n):``, as ``with Lock(...)`` (a loss is reported when the body ends).
 """
 
 from __future__ import annotations

@@ -124,6 +124,31 @@ async def test_Client_stall_past_session_timeout_is_lost(target: Any, root: str)
             assert (await gone.wait()).type is EventType.NODE_DELETED
 
 
+async def test_Client_pings_and_detects_a_silent_server_from_the_handshake_on(
+    coord_session_server: Any,
+) -> None:
+    """The timer follows the handshake: the first ping goes out T/3 after it and a silent
+    server is noticed 2/3 T after the last contact -- not only once the handshake's own,
+    longer timeout (T / number of hosts) has run out, which left a fresh connection
+    without pings or dead-peer detection for a whole session timeout."""
+    server = coord_session_server
+    async with (
+        TcpProxy(server.host, server.port) as proxy,
+        coord.connect(proxy.address, session_timeout=3) as zk,
+    ):
+        states = zk.states()
+        assert await states.__anext__() is ConnectionState.CONNECTED
+        handshake = zk.last_contact
+        await anyio.sleep(1.6)  # the first ping is due 1.0 s after the handshake
+        assert zk.last_contact - handshake >= 0.9, "no ping answered within T/2"
+        proxy.stall()
+        last = zk.last_contact
+        await wait_state(states, ConnectionState.SUSPENDED)
+        noticed = anyio.current_time() - last
+        assert 2.0 * 0.95 <= noticed < 2.6, f"silence noticed after {noticed:.2f} s, not 2/3 T"
+        await proxy.cut()
+
+
 @pytest.fixture(params=["persistent", "emulated"])
 def watch_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)

@@ -10,7 +10,15 @@ import pytest
 
 import coord
 from coord.client._testing import expire_session
-from coord.recipes._queue import ItemLost, LockingQueue, PriorityQueue, Queue, item_key, sort_items
+from coord.recipes._queue import (
+    ItemLost,
+    LockingQueue,
+    PriorityQueue,
+    Queue,
+    copies,
+    item_key,
+    sort_items,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -35,6 +43,19 @@ def test_Queue_item_order_is_priority_then_sequence() -> None:
         "_c_1-item-0000000003",
         "_c_3-item-p5-0000000001",
     ]
+
+
+def test_Queue_nodes_of_one_put_are_copies_of_one_item() -> None:
+    """Nodes sharing a protection prefix come from one put: the first is the item, the
+    others its copies; unprotected names are items of their own."""
+    a = "_c_" + "a" * 8 + "-" + "-".join(["aaaa"] * 3) + "-" + "a" * 12 + "-"
+    b = a.replace("a", "b")
+    names = [f"{a}item-0000000005", f"{b}item-0000000004", f"{a}item-0000000003", "item-0000000001"]
+    assert copies(names) == {
+        "item-0000000001": ["item-0000000001"],
+        f"{a}item-0000000003": [f"{a}item-0000000003", f"{a}item-0000000005"],
+        f"{b}item-0000000004": [f"{b}item-0000000004"],
+    }
 
 
 async def _produce_and_consume(target: Any, root: str, queue_type: type[Queue]) -> None:
