@@ -121,12 +121,14 @@ from ._tree import (
 )
 
 __all__ = [
+    "ENTRY_CONF_CHANGE",
     "ENTRY_NOOP",
     "ENTRY_SESSION_OWNER",
     "ApplyResult",
     "CreateSession",
     "Entry",
     "Noop",
+    "Opaque",
     "Session",
     "StateMachine",
     "WatchEvent",
@@ -171,9 +173,26 @@ _ENTRY_HEADER = struct.Struct(">qqqiQ")
 #: Entry type of the empty entry a new ensemble leader commits (Raft's no-op, thesis §5.4.2).
 #: Internal: never sent by a client. Applying it only advances ``last_zxid``.
 ENTRY_NOOP = -100
+#: Entry type of a consensus membership change (its body: the core's encoded change).
+#: Internal; the driver hands it to the consensus core, apply ignores it.
+ENTRY_CONF_CHANGE = -102
 #: Entry type that moves a session to the member whose id is the top byte of its tag
 #: (logged when a client reconnects to another ensemble member). Internal.
 ENTRY_SESSION_OWNER = -101
+
+
+@dataclass(frozen=True, slots=True)
+class Opaque(Record):
+    """A body of bytes the state machine does not interpret."""
+
+    data: bytes
+
+    def write(self, out: bytearray) -> None:
+        write_buffer(out, self.data)
+
+    @classmethod
+    def read(cls, r: Reader) -> Self:
+        return cls(r.read_bytes())
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +320,7 @@ _ENTRY_BODY_TYPES: dict[int, type[Record]] = {
     OpCode.CLOSE_SESSION: CloseSessionRequest,
     ENTRY_NOOP: Noop,
     ENTRY_SESSION_OWNER: Noop,
+    ENTRY_CONF_CHANGE: Opaque,
 }
 
 
@@ -376,7 +396,7 @@ class StateMachine:
                 return self._close_session(entry)
             if op == OpCode.DELETE_CONTAINER:
                 return self._reap(entry)
-            if op == ENTRY_NOOP:
+            if op in (ENTRY_NOOP, ENTRY_CONF_CHANGE):
                 return ApplyResult(0)
             session = self.sessions.get(entry.session_id)
             if session is None:

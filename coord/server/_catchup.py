@@ -117,11 +117,12 @@ def _workdir(data_dir: str) -> Path:
 
 async def send_snapshot(
     server: Server, network: PeerNetwork, peer: int, snapshot_id: int
-) -> tuple[int, int]:
+) -> tuple[int, int, bytes | None]:
     """Stream a consistent copy of this member's applied state to ``peer``.
 
     Returns:
-        ``(index, term)`` the image is applied up to.
+        ``(index, term, membership)``: the index the image is applied up to, its term,
+        and the membership stored with it (``None``: never changed).
 
     Raises:
         StoreError: the backend cannot copy itself (the ``memory`` store) or the copy
@@ -163,7 +164,7 @@ async def send_snapshot(
         await _when_drained(network, peer, generation)
         network.send(peer, frame(FRAME_SNAP_END, _END.pack(snapshot_id, nodes, sessions)))
         log.info("snapshot to member %d sent: %d nodes, %d sessions", peer, nodes, sessions)
-        return index, term
+        return index, term, copy.membership
     finally:
         if copy is not None:
             with contextlib.suppress(StoreError):

@@ -53,7 +53,15 @@ import anyio.lowlevel
 
 from coord.protocol import ProtocolError
 
-from ._apply import ENTRY_NOOP, Entry, Noop
+from ._apply import ENTRY_CONF_CHANGE, ENTRY_NOOP, Entry, Noop, Opaque
+from ._catchup import (
+    FRAME_SNAP_BEGIN,
+    FRAME_SNAP_CHUNK,
+    FRAME_SNAP_END,
+    SnapshotImage,
+    SnapshotReceiver,
+    send_snapshot,
+)
 from ._members import Member, parse_members
 from ._peer import (
     FRAME_FORWARD,
@@ -71,13 +79,14 @@ from ._raft import (
     Membership,
     Message,
     MessageType,
+    NotLeaderError,
     Raft,
     RaftConfig,
     Ready,
     Role,
     SnapshotMeta,
 )
-from ._storage import LogStore
+from ._storage import LogStore, StoreBatch, StoreError
 
 if TYPE_CHECKING:
     from ._config import ServerConfig
@@ -106,7 +115,22 @@ def entry_term(raw: bytes) -> int:
 
 
 def _kind(raw: bytes) -> EntryKind:
-    return EntryKind.NOOP if _TYPE.unpack_from(raw, 24)[0] == ENTRY_NOOP else EntryKind.NORMAL
+    kind = _TYPE.unpack_from(raw, 24)[0]
+    if kind == ENTRY_NOOP:
+        return EntryKind.NOOP
+    if kind == ENTRY_CONF_CHANGE:
+        return EntryKind.CONF_CHANGE
+    return EntryKind.NORMAL
+
+
+def log_entry(index: int, raw: bytes) -> LogEntry:
+    """The core's view of a stored entry (a membership change: the core's own bytes)."""
+    kind = _kind(raw)
+    if kind is EntryKind.CONF_CHANGE:
+        body = Entry.decode(raw).request
+        assert isinstance(body, Opaque)
+        return LogEntry(index, entry_term(raw), body.data, kind)
+    return LogEntry(index, entry_term(raw), raw, kind)
 
 
 def encode_noop(index: int, term: int) -> bytes:
@@ -115,7 +139,11 @@ def encode_noop(index: int, term: int) -> bytes:
 
 
 def stored_form(e: LogEntry) -> bytes:
-    """What the store holds for a log entry (a no-op made by the core has no payload)."""
+    """What the store holds for a log entry: every entry is an encoded :class:`Entry`
+    (a no-op made by the core has no payload; a membership change wraps the core's)."""
+    if e.kind is EntryKind.CONF_CHANGE:
+        zxid = (e.term << 32) | e.index
+        return Entry(zxid, 0, 0, ENTRY_CONF_CHANGE, Opaque(e.data)).encode()
     if e.data:
         return e.data
     return encode_noop(e.index, e.term)
@@ -164,7 +192,7 @@ class StoreLog:
             start = lo - tail[0].index
             return [tail[start + k] for k in range(hi - lo)]
         raws = self.store.read_entries(lo, hi)
-        return [LogEntry(lo + k, entry_term(raw), raw, _kind(raw)) for k, raw in enumerate(raws)]
+        return [log_entry(lo + k, raw) for k, raw in enumerate(raws)]
 
     def appended(self, truncate_from: int | None, entries: Sequence[LogEntry]) -> None:
         """Record what the driver just persisted."""
@@ -184,6 +212,12 @@ class StoreLog:
             self._terms.append(e.term)
             self._tail.append(e if e.data else LogEntry(e.index, e.term, stored_form(e), e.kind))
 
+    def installed(self, meta: SnapshotMeta) -> None:
+        """The store's log was replaced by a snapshot's anchor entry."""
+        self._base = meta.index
+        self._terms = array("Q", [meta.term])
+        self._tail.clear()
+
     def snapshot(self) -> SnapshotMeta:
         """The state this member can ship: the store's applied state (wired in the driver)."""
         index = self.store.applied_index
@@ -191,7 +225,8 @@ class StoreLog:
         return SnapshotMeta(index, self.term(index), membership.voters, membership.learners)
 
     def membership(self) -> Membership:
-        raise NotImplementedError("set by the driver")
+        """The membership as of the store's applied state (the driver's)."""
+        raise NotImplementedError("the driver replaces this")
 
     def compacted(self) -> None:
         """Drop the terms of entries the store no longer keeps."""
@@ -225,17 +260,24 @@ class Replicator:
         self.members: dict[int, Member] = parse_members(config.members)
         self.id = config.server_id
         self.me = self.members[self.id]
-        voters = frozenset(m.id for m in self.members.values() if m.voter)
-        learners = frozenset(m.id for m in self.members.values() if not m.voter)
+        self.bootstrap = Membership(
+            frozenset(m.id for m in self.members.values() if m.voter),
+            frozenset(m.id for m in self.members.values() if not m.voter),
+        )
+        stored = server.store.membership
+        #: The membership as of the applied state (stored with it).
+        self.applied_membership = self.bootstrap if stored is None else Membership.decode(stored)
+        self._membership_dirty = False
         self.tick_seconds = config.heartbeat_interval / 1000
         self.election_seconds = config.election_timeout / 1000
         self.log = StoreLog(server.store, terms)
+        self.log.membership = lambda: self.applied_membership  # type: ignore[method-assign]
         store = server.store
         self.raft = Raft(
             RaftConfig(
                 id=self.id,
-                voters=voters,
-                learners=learners,
+                voters=self.applied_membership.voters,
+                learners=self.applied_membership.learners,
                 election_tick=max(2, config.election_timeout // config.heartbeat_interval),
                 heartbeat_tick=1,
                 seed=random.getrandbits(32),
@@ -269,6 +311,12 @@ class Replicator:
         #: Set while this member is cut off from any leader (clients are turned away).
         self.cut_off = False
         self.elections = 0
+        self.receiver = SnapshotReceiver()
+        #: Snapshot images received, by (index, term), until the core names one.
+        self.images: dict[tuple[int, int], SnapshotImage] = {}
+        self._shipping: set[int] = set()
+        self._snapshot_ids = random.getrandbits(32) << 16
+        self._tg: anyio.abc.TaskGroup | None = None
         # A member that starts with an empty store may have voted before it lost its data:
         # it casts no vote until two election timeouts have passed (by then any election
         # it took part in is over, and a live leader's heartbeats bind it).
@@ -317,6 +365,11 @@ class Replicator:
 
     async def run(self) -> None:
         """Drive the core until cancelled (the server's commit task in an ensemble)."""
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            await self._loop()
+
+    async def _loop(self) -> None:
         server = self.server
         raft = self.raft
         tick = self.tick_seconds
@@ -345,10 +398,20 @@ class Replicator:
                 self._route()
             while raft.has_ready():
                 rd = raft.ready()
+                if rd.snapshot is not None:
+                    await self._install(rd.snapshot, rd.membership)
                 await self._persist(rd)
                 self._send(rd.messages)
                 if rd.committed_entries:
                     self._apply(rd.committed_entries)
+                if rd.membership is not None and rd.membership != self.applied_membership:
+                    log.info(
+                        "membership: voters %s, learners %s",
+                        sorted(rd.membership.voters),
+                        sorted(rd.membership.learners),
+                    )
+                    self.applied_membership = rd.membership
+                    self._membership_dirty = True
                 raft.advance(rd)
                 if rd.soft_state is not None or (raft.leader, raft.term) != self._seen:
                     self._on_leader_change()
@@ -375,6 +438,16 @@ class Replicator:
                     raft.reset_progress(sender)
             elif kind == FRAME_FORWARD:
                 self._forwarded(sender, payload)
+            elif kind in (FRAME_SNAP_BEGIN, FRAME_SNAP_CHUNK, FRAME_SNAP_END):
+                image = self.receiver.feed(sender, kind, payload)
+                if image is not None:
+                    log.info(
+                        "received a snapshot at index %d from member %d: %d nodes",
+                        image.index,
+                        sender,
+                        len(image.nodes),
+                    )
+                    self.images = {(image.index, image.term): image}
             elif kind == FRAME_LIVE:
                 if self.is_leader:
                     touch = self.server.tracker.touch
@@ -412,7 +485,10 @@ class Replicator:
         for raw in raws:
             index += 1
             stamped.append(_STAMP.pack(high | index, now) + raw[16:])
-        raft.propose(stamped)
+        try:
+            raft.propose(stamped)
+        except NotLeaderError:
+            log.debug("dropping forwarded writes: leadership is being handed over")
 
     def _route(self) -> None:
         """Propose (leader) or forward (others) queued writes, in order."""
@@ -424,6 +500,7 @@ class Replicator:
             index = raft.last_index()
             now = time.time_ns() // 1_000_000
             raws = []
+            batch: list[_Proposal] = []
             while queue:
                 p = queue.popleft()
                 index += 1
@@ -436,7 +513,15 @@ class Replicator:
                 if tag:
                     pending[tag] = p
                 raws.append(entry.encode())
-            raft.propose(raws)
+                batch.append(p)
+            try:
+                raft.propose(raws)
+            except NotLeaderError:  # handing leadership over: keep them for the next leader
+                for p in reversed(batch):
+                    e = p.entry
+                    if e is not None:
+                        pending.pop(e.tag, None)
+                    queue.appendleft(p)
             return
         leader = raft.leader
         if leader == NONE or not self.network.connected(leader):
@@ -459,6 +544,9 @@ class Replicator:
     async def _persist(self, rd: Ready) -> None:
         server = self.server
         batch = server._state_batch()
+        if batch.applied_index is not None and self._membership_dirty:
+            batch.membership = self.applied_membership.encode()
+            self._membership_dirty = False
         if rd.truncate_from is not None:
             batch.truncate_from = rd.truncate_from
         if rd.entries:
@@ -478,6 +566,9 @@ class Replicator:
             return
         by_peer: dict[int, list[bytes]] = {}
         for m in messages:
+            if m.type is MessageType.SNAPSHOT:
+                self._start_shipping(m)
+                continue
             by_peer.setdefault(m.to, []).append(frame(FRAME_RAFT, encode_raft(m)))
         send = self.network.send
         for peer, frames in by_peer.items():
@@ -490,7 +581,7 @@ class Replicator:
         me = self.id
         for le in committed:
             raw = le.data
-            if le.kind is EntryKind.NOOP or not raw or _kind(raw) is EntryKind.NOOP:
+            if le.kind is not EntryKind.NORMAL or not raw or _kind(raw) is not EntryKind.NORMAL:
                 zxid = le.zxid
                 if zxid > state.last_zxid:
                     state.last_zxid = zxid
@@ -511,6 +602,78 @@ class Replicator:
             else:
                 server._apply_entry(entry, None, None)
         server._applied_index = committed[-1].index
+
+    # --- snapshots and hand-over -------------------------------------------------------------
+
+    def _start_shipping(self, m: Message) -> None:
+        """Stream a snapshot to ``m.to`` (once at a time per peer), then send ``m``."""
+        if m.to in self._shipping or self._tg is None:
+            return
+        self._shipping.add(m.to)
+        self._snapshot_ids += 1
+        self._tg.start_soon(self._ship, m, self._snapshot_ids)
+
+    async def _ship(self, m: Message, snapshot_id: int) -> None:
+        ok = False
+        try:
+            index, term, stored = await send_snapshot(self.server, self.network, m.to, snapshot_id)
+            membership = self.bootstrap if stored is None else Membership.decode(stored)
+            meta = SnapshotMeta(index, term, membership.voters, membership.learners)
+            self.network.send(
+                m.to, frame(FRAME_RAFT, encode_raft(dataclasses.replace(m, snapshot=meta)))
+            )
+            ok = True
+        except (StoreError, ConnectionError, OSError) as exc:
+            log.warning("snapshot to member %d failed: %s", m.to, exc)
+        finally:
+            self._shipping.discard(m.to)
+            self.raft.report_snapshot(m.to, ok)
+            self.server._commit_wakeup.set()
+
+    async def _install(self, meta: SnapshotMeta, membership: Membership | None) -> None:
+        """Replace the applied state and the log by the snapshot the core accepted."""
+        image = self.images.pop((meta.index, meta.term), None)
+        if image is None:
+            raise RuntimeError(
+                f"the consensus core accepted a snapshot at {meta.index} that was not received"
+            )
+        self.images.clear()
+        server = self.server
+        membership = membership or meta.membership
+        server.state.touched = set()
+        server.state.touched_sessions = set()
+        await server._write(
+            StoreBatch(
+                reset_to=(image.index, image.entry),
+                nodes=dict[str, bytes | None](image.nodes),
+                sessions=dict[int, bytes | None](image.sessions),
+                applied_index=image.index,
+                membership=membership.encode(),
+            ),
+            sync=True,
+        )
+        self._fail(list(self.pending), "the state was replaced by a snapshot")
+        server.reload_state()
+        self.log.installed(meta)
+        self.applied_membership = membership
+        self._membership_dirty = False
+
+    async def hand_over(self) -> None:
+        """If leading, hand leadership to the most up-to-date voter and wait (at most two
+        election timeouts) until it leads: a graceful shutdown without an election gap."""
+        raft = self.raft
+        if raft.role is not Role.LEADER:
+            return
+        others = [v for v in raft.voters if v != self.id]
+        if not others:
+            return
+        best = max(others, key=lambda v: (raft.progress(v) or (0, 0, None))[0])
+        log.info("handing leadership over to member %d", best)
+        raft.transfer_leader(best)
+        self.server._commit_wakeup.set()
+        with anyio.move_on_after(2 * self.election_seconds):
+            while raft.role is Role.LEADER:  # noqa: ASYNC110 - the core has no event to wait on
+                await anyio.sleep(self.tick_seconds)
 
     # --- time and roles ---------------------------------------------------------------------
 

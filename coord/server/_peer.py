@@ -45,7 +45,7 @@ from anyio.streams.tls import TLSStream
 
 from coord.protocol import ProtocolError
 
-from ._raft import EntryKind, LogEntry, Message, MessageType
+from ._raft import EntryKind, LogEntry, Message, MessageType, SnapshotMeta
 
 __all__ = [
     "FRAME_FORWARD",
@@ -75,6 +75,9 @@ _MAC = 32
 _FRAME = struct.Struct(">IB")
 _MSG = struct.Struct(">BIIQQQQ?QI")
 _ENT = struct.Struct(">QQBI")
+_SNAP = struct.Struct(">BQQI")
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
 _OUT_LIMIT = 256 * 1024 * 1024
 
 
@@ -107,6 +110,16 @@ def encode_raft(m: Message) -> bytes:
     for e in m.entries:
         parts.append(pack(e.index, e.term, e.kind, len(e.data)))
         parts.append(e.data)
+    parts.append(_U32.pack(len(m.context)))
+    parts.append(m.context)
+    snap = m.snapshot
+    if snap is None:
+        parts.append(b"\0")
+    else:
+        parts.append(_SNAP.pack(1, snap.index, snap.term, len(snap.voters)))
+        parts += [_U64.pack(v) for v in sorted(snap.voters)]
+        parts.append(_U32.pack(len(snap.learners)))
+        parts += [_U64.pack(v) for v in sorted(snap.learners)]
     return b"".join(parts)
 
 
@@ -131,7 +144,28 @@ def decode_raft(data: bytes | memoryview) -> Message:
                 LogEntry(index, term, bytes(view[offset : offset + size]), EntryKind(kind))
             )
             offset += size
-    except (struct.error, ValueError) as exc:
+        (size,) = _U32.unpack_from(view, offset)
+        offset += 4
+        context = bytes(view[offset : offset + size])
+        if len(context) != size:
+            raise ProtocolError("truncated context in a consensus message")
+        offset += size
+        snapshot = None
+        if view[offset] == 1:
+            _, index, term, count = _SNAP.unpack_from(view, offset)
+            offset += _SNAP.size
+            voters = [_U64.unpack_from(view, offset + 8 * k)[0] for k in range(count)]
+            offset += 8 * count
+            (count,) = _U32.unpack_from(view, offset)
+            offset += 4
+            learners = [_U64.unpack_from(view, offset + 8 * k)[0] for k in range(count)]
+            offset += 8 * count
+            snapshot = SnapshotMeta(index, term, frozenset(voters), frozenset(learners))
+        elif view[offset] == 0:
+            offset += 1
+        else:
+            raise ProtocolError(f"bad snapshot flag {view[offset]} in a consensus message")
+    except (struct.error, ValueError, IndexError) as exc:
         raise ProtocolError(f"bad consensus message: {exc}") from None
     if offset != len(view):
         raise ProtocolError(f"{len(view) - offset} bytes after a consensus message")
@@ -146,6 +180,8 @@ def decode_raft(data: bytes | memoryview) -> Message:
         reject=fields[7],
         reject_hint=fields[8],
         entries=tuple(entries),
+        snapshot=snapshot,
+        context=context,
     )
 
 

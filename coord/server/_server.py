@@ -1389,6 +1389,8 @@ class Server:
 
         Bound it with ``anyio.move_on_after``; the caller cancels :meth:`serve` afterwards.
         """
+        if self.replicator is not None:
+            await self.replicator.hand_over()
         if self._listeners is not None:
             self._listeners.cancel()
         connections = list(self.connections)

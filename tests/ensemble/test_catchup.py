@@ -59,13 +59,13 @@ async def test_a_snapshot_streams_every_record_and_installs_in_a_fresh_store(
         with anyio.fail_after(5):
             while not sender_net.connected(2):  # noqa: ASYNC110
                 await anyio.sleep(0.01)
-        index, term = await send_snapshot(leader, sender_net, 2, snapshot_id=77)
+        index, term, membership = await send_snapshot(leader, sender_net, 2, snapshot_id=77)
         with anyio.fail_after(10):
             while not images:  # noqa: ASYNC110
                 await anyio.sleep(0.01)
         tg.cancel_scope.cancel()
     await leader.store.close()
-    assert (index, term) == (30, 5)
+    assert (index, term, membership) == (30, 5, None)
     (image,) = images
     assert (image.index, image.term, image.entry) == (30, 5, entries[29][1])
     assert image.nodes == nodes and image.sessions == sessions

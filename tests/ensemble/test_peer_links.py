@@ -18,7 +18,7 @@ from coord.server._peer import (
     encode_raft,
     frame,
 )
-from coord.server._raft import EntryKind, LogEntry, Message, MessageType
+from coord.server._raft import EntryKind, LogEntry, Message, MessageType, SnapshotMeta
 
 pytestmark = pytest.mark.anyio
 
@@ -46,6 +46,15 @@ messages = st.builds(
     commit=u64,
     reject=st.booleans(),
     reject_hint=u64,
+    snapshot=st.none()
+    | st.builds(
+        SnapshotMeta,
+        index=u64,
+        term=u64,
+        voters=st.frozensets(u64, max_size=5),
+        learners=st.frozensets(u64, max_size=3),
+    ),
+    context=st.binary(max_size=16),
 )
 
 
