@@ -128,6 +128,10 @@ def test_a_session_moves_between_members_with_its_ephemerals(
             # Cut the member the client is on; it reconnects to the next one.
             for proxy in proxies:
                 proxy.accept()
+            deadline = time.monotonic() + 10
+            while not any(p.connection_count for p in proxies):
+                assert time.monotonic() < deadline, "the client is connected nowhere"
+                time.sleep(0.02)
             current = next(p for p in proxies if p.connection_count)
             current.refuse()
             current.cut()
