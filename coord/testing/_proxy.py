@@ -73,10 +73,16 @@ class TcpProxy:
     Args:
         target_host: Host to forward to (use a loopback address in tests).
         target_port: Port to forward to.
+        connect_retry: Seconds to keep retrying the upstream connect of an accepted
+            connection before resetting it. The default (0) resets at once when the target
+            refuses; a peer that reacts to "connection refused" by retrying, but to
+            "connected, then reset" by giving up (ZooKeeper's learner), needs a short retry
+            so a target that is just starting to listen looks like a slow connect instead.
     """
 
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, *, connect_retry: float = 0.0) -> None:
         self._target = (target_host, target_port)
+        self._connect_retry = connect_retry
         self._port: int | None = None
         self._connections: set[_Connection] = set()
         self._accepted = 0
@@ -222,9 +228,8 @@ class TcpProxy:
                     connection.abort = True
                     return
                 await self._wait_flowing()
-                try:
-                    upstream = await anyio.connect_tcp(*self._target)
-                except OSError:
+                upstream = await self._connect_upstream()
+                if upstream is None:
                     connection.abort = True  # target down: look like a refused connection
                     return
                 async with anyio.create_task_group() as task_group:
@@ -237,6 +242,16 @@ class TcpProxy:
                     await _close(upstream, abort=connection.abort)
             self._connections.discard(connection)
             connection.done.set()
+
+    async def _connect_upstream(self) -> anyio.abc.SocketStream | None:
+        deadline = anyio.current_time() + self._connect_retry
+        while True:
+            try:
+                return await anyio.connect_tcp(*self._target)
+            except OSError:
+                if anyio.current_time() >= deadline:
+                    return None
+            await anyio.sleep(0.05)
 
     async def _pump(
         self,
@@ -276,10 +291,18 @@ class SyncTcpProxy:
         target_host: Host to forward to.
         target_port: Port to forward to.
         backend: The anyio backend of the proxy's thread (``"asyncio"`` or ``"trio"``).
+        connect_retry: See :class:`TcpProxy`.
     """
 
-    def __init__(self, target_host: str, target_port: int, *, backend: str = "asyncio") -> None:
-        self._proxy = TcpProxy(target_host, target_port)
+    def __init__(
+        self,
+        target_host: str,
+        target_port: int,
+        *,
+        backend: str = "asyncio",
+        connect_retry: float = 0.0,
+    ) -> None:
+        self._proxy = TcpProxy(target_host, target_port, connect_retry=connect_retry)
         self._backend = backend
         self._stack: ExitStack | None = None
         self._portal: anyio.from_thread.BlockingPortal | None = None
