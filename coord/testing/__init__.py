@@ -1,6 +1,7 @@
-"""Test helpers shipped with coord: an in-process coord server, real Apache ZooKeeper, its
-CLI, a fault proxy, session faults for users' own tests (``drop_connection``,
-``expire_session``), and the storage backends' conformance suite.
+"""Test helpers shipped with coord: an in-process coord server, real Apache ZooKeeper (one
+server or a replicated ensemble), its CLI, a fault proxy, session faults for users' own
+tests (``drop_connection``, ``expire_session``), the storage backends' conformance suite,
+and process-level fault testing (``run_chaos``, a linearizability checker).
 
 ``coord.testing`` imports without pytest; :class:`StorageConformance` (a pytest suite)
 is loaded on first access.
@@ -9,6 +10,25 @@ is loaded on first access.
 from typing import TYPE_CHECKING
 
 from coord.client._testing import drop_connection, expire_session
+from coord.testing._chaos import (
+    ChaosConfig,
+    ChaosResult,
+    Cluster,
+    Fault,
+    FaultReport,
+    Violation,
+    render_markdown,
+    run_chaos,
+)
+from coord.testing._linearizability import (
+    CheckResult,
+    History,
+    Model,
+    Operation,
+    SequenceCounter,
+    VersionedRegister,
+    check_linearizability,
+)
 from coord.testing._proxy import SyncTcpProxy, TcpProxy
 from coord.testing._server import CoordServerThread, running_server
 from coord.testing._zkcli import ZkCliCommandOutput, ZkCliResult, run_zkcli
@@ -19,24 +39,42 @@ from coord.testing._zookeeper import (
     require_zookeeper,
     zookeeper_available,
 )
+from coord.testing._zookeeper_ensemble import ZooKeeperEnsemble, ZooKeeperEnsembleError
 
 if TYPE_CHECKING:
     from coord.testing._storage_conformance import StorageConformance
 
 __all__ = [
+    "ChaosConfig",
+    "ChaosResult",
+    "CheckResult",
+    "Cluster",
     "CoordServerThread",
+    "Fault",
+    "FaultReport",
+    "History",
+    "Model",
+    "Operation",
+    "SequenceCounter",
     "StorageConformance",
     "SyncTcpProxy",
     "TcpProxy",
+    "VersionedRegister",
+    "Violation",
     "ZkCliCommandOutput",
     "ZkCliResult",
+    "ZooKeeperEnsemble",
+    "ZooKeeperEnsembleError",
     "ZooKeeperProcess",
     "ZooKeeperStartError",
     "drop_connection",
     "expire_session",
+    "check_linearizability",
     "four_letter_word",
+    "render_markdown",
     "require_zookeeper",
     "run_zkcli",
+    "run_chaos",
     "running_server",
     "zookeeper_available",
 ]

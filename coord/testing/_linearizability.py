@@ -72,6 +72,7 @@ __all__ = [
     "VersionedRegister",
     "Write",
     "check",
+    "check_linearizability",
     "check_operations",
 ]
 
@@ -796,3 +797,7 @@ def check(
 
 def _is_model(obj: object) -> bool:
     return hasattr(obj, "step") and hasattr(obj, "init")
+
+
+#: :func:`check` under the name :mod:`coord.testing` exports it by.
+check_linearizability = check
