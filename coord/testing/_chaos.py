@@ -351,6 +351,10 @@ def _ephemeral_session(address: str, path: str, timeout_ms: int, abandon: bool) 
 # --- the workload --------------------------------------------------------------------------
 
 
+class _NotSent(Exception):
+    """kazoo failed a call without sending it."""
+
+
 @dataclass(slots=True)
 class _Observation:
     """A version a session saw for a register (a read, or its own acknowledged write)."""
@@ -401,8 +405,26 @@ class _Run:
         return client
 
     def call(self, client: Any, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call kazoo's ``<method>_async`` and wait for the answer.
+
+        Raises:
+            _NotSent: kazoo refused the call before queueing it (its session is expired or
+                it is closed): it certainly had no effect.
+        """
+        from kazoo.exceptions import ConnectionClosedError, SessionExpiredError
+
         result = getattr(client, method + "_async")(*args, **kwargs)
+        if result.ready() and not result.successful():
+            error = result.exception
+            if isinstance(error, SessionExpiredError | ConnectionClosedError):
+                raise _NotSent(error)
         return result.get(timeout=self.config.op_timeout)
+
+    def failed(self, what: str, error: BaseException) -> None:
+        """Count a failed call by kind and exception, and back off a little (a client
+        whose calls fail at once must not flood the history)."""
+        self.count(f"{what} ({type(error).__name__})")
+        self.stop.wait(0.1)
 
     # -- workload threads -----------------------------------------------------------------------
 
@@ -427,12 +449,12 @@ class _Run:
                 op = self.history.invoke(index, key, Write(value))
                 try:
                     stat = self.call(client, "set", key, value, -1)
-                except NoNodeError:
+                except (_NotSent, NoNodeError) as error:
                     op.fail()
-                    self.count("write error")
-                except Exception:
+                    self.failed("write not applied", error)
+                except Exception as error:
                     op.unknown()
-                    self.count("write unknown")
+                    self.failed("write unknown", error)
                 else:
                     op.ok(stat.version)
                     self.count("write ok")
@@ -448,12 +470,12 @@ class _Run:
             except BadVersionError:
                 op.ok(BAD_VERSION)
                 self.count("cas bad-version")
-            except NoNodeError:
+            except (_NotSent, NoNodeError) as error:
                 op.fail()
-                self.count("cas error")
-            except Exception:
+                self.failed("cas not applied", error)
+            except Exception as error:
                 op.unknown()
-                self.count("cas unknown")
+                self.failed("cas unknown", error)
             else:
                 op.ok(stat.version)
                 self.count("cas ok")
@@ -465,9 +487,9 @@ class _Run:
             if self.config.linearizable_reads:
                 self.call(client, "sync", key)
             data, stat = self.call(client, "get", key)
-        except Exception:
+        except Exception as error:
             op.fail()  # a read without an answer constrains nothing
-            self.count("read failed")
+            self.failed("read failed", error)
             return None
         seen = Versioned(data, stat.version)
         op.ok(seen)
@@ -479,9 +501,12 @@ class _Run:
         op = self.history.invoke(index, _SEQ_KEY, Create())
         try:
             path = self.call(client, "create", f"{self.seq_parent}/n-", b"", sequence=True)
-        except Exception:
+        except _NotSent as error:
+            op.fail()
+            self.failed("create not applied", error)
+        except Exception as error:
             op.unknown()
-            self.count("create unknown")
+            self.failed("create unknown", error)
         else:
             op.ok(int(path[-10:]))
             self.count("create ok")
@@ -710,14 +735,25 @@ class _Run:
             for op in ops
             if not op.unknown and isinstance(op.input, Write | Cas) and op.output != BAD_VERSION
         ]
+        # A version is produced by exactly one write, so an acknowledged write is lost
+        # when the register ends below its version, ends at its version with another
+        # value, or when another acknowledged write claims the same version (a rollback
+        # re-issued it). The same for sequential nodes and their numbers.
         producers: dict[tuple[str, int], bytes] = {}
         lost = 0
-        for op in acked:
+        for op in sorted(acked, key=lambda o: o.invoke):
             key = str(op.key)
             value = op.input.value
-            producers[(key, op.output)] = value
             final_value, final_version = final[key]
-            if op.output > final_version or (op.output == final_version and value != final_value):
+            claimed = producers.setdefault((key, op.output), value)
+            if claimed != value:
+                lost += 1
+                self.violation(
+                    "lost write",
+                    f"{op.describe()} acknowledged version {op.output}, which an earlier "
+                    f"acknowledged write of {claimed!r} had produced",
+                )
+            elif op.output > final_version or (op.output == final_version and value != final_value):
                 lost += 1
                 self.violation(
                     "lost write",
@@ -725,7 +761,10 @@ class _Run:
                     f"with {final_value!r}",
                 )
         seq_children = {k for k in reference if k.startswith(self.seq_parent + "/")}
-        for path in self.created_seq:
+        for path, times in Counter(self.created_seq).items():
+            if times > 1:
+                lost += times - 1
+                self.violation("lost write", f"sequential node {path} acknowledged {times} times")
             if path not in seq_children:
                 lost += 1
                 self.violation("lost write", f"sequential node {path} acknowledged but missing")
