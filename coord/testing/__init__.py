@@ -21,12 +21,18 @@ from coord.testing._chaos import (
     run_chaos,
 )
 from coord.testing._linearizability import (
+    BAD_VERSION,
+    Cas,
     CheckResult,
+    Create,
     History,
     Model,
     Operation,
+    Read,
     SequenceCounter,
+    Versioned,
     VersionedRegister,
+    Write,
     check_linearizability,
 )
 from coord.testing._proxy import SyncTcpProxy, TcpProxy
@@ -45,22 +51,28 @@ if TYPE_CHECKING:
     from coord.testing._storage_conformance import StorageConformance
 
 __all__ = [
+    "BAD_VERSION",
+    "Cas",
     "ChaosConfig",
     "ChaosResult",
     "CheckResult",
     "Cluster",
     "CoordServerThread",
+    "Create",
     "Fault",
     "FaultReport",
     "History",
     "Model",
     "Operation",
+    "Read",
     "SequenceCounter",
     "StorageConformance",
     "SyncTcpProxy",
     "TcpProxy",
+    "Versioned",
     "VersionedRegister",
     "Violation",
+    "Write",
     "ZkCliCommandOutput",
     "ZkCliResult",
     "ZooKeeperEnsemble",

@@ -458,7 +458,15 @@ class _Run:
                 else:
                     op.ok(stat.version)
                     self.count("write ok")
-                    self.observe(index, session, key, stat.version, value, op.invoke, "own write")
+                    self.observe(
+                        index,
+                        self.same_session(client, session),
+                        key,
+                        stat.version,
+                        value,
+                        op.invoke,
+                        "own write",
+                    )
                 continue
             seen = self.read(index, client, session, key)
             if seen is None:
@@ -479,7 +487,15 @@ class _Run:
             else:
                 op.ok(stat.version)
                 self.count("cas ok")
-                self.observe(index, session, key, stat.version, value, op.invoke, "own cas")
+                self.observe(
+                    index,
+                    self.same_session(client, session),
+                    key,
+                    stat.version,
+                    value,
+                    op.invoke,
+                    "own cas",
+                )
 
     def read(self, index: int, client: Any, session: int, key: str) -> Versioned | None:
         op = self.history.invoke(index, key, Read())
@@ -494,7 +510,9 @@ class _Run:
         seen = Versioned(data, stat.version)
         op.ok(seen)
         self.count("read ok")
-        self.observe(index, session, key, stat.version, data, op.invoke, "read")
+        self.observe(
+            index, self.same_session(client, session), key, stat.version, data, op.invoke, "read"
+        )
         return seen
 
     def create(self, index: int, client: Any, session: int) -> None:
@@ -512,6 +530,13 @@ class _Run:
             self.count("create ok")
             with self.lock:
                 self.created_seq.append(path)
+
+    @staticmethod
+    def same_session(client: Any, session: int) -> int:
+        """``session`` if the client still has it after the call, else 0 (unattributable:
+        the call may have run in the session kazoo opened after an expiry)."""
+        current = client.client_id[0] if client.client_id else 0
+        return session if current == session else 0
 
     def observe(
         self,

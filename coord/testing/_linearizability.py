@@ -30,6 +30,17 @@ linearizability") memoization, in the form porcupine uses:
   it bounds the work by the number of distinct reachable configurations rather than by
   the number of interleavings.
 
+Two refinements keep the search small on the histories a fault test produces:
+
+* an unknown operation is tried as taking effect and, when that leads nowhere, as never
+  having happened; both count as decided in the cache key, and its return event sits at
+  ``invoke + horizon`` (by when it has happened or never will), so once the unknowns of a
+  period are decided, configurations that differ only in how they were decided collapse;
+* a known operation the model accepts without changing the state (a read, a CAS answered
+  BadVersion) is linearized at once, with no alternative to backtrack into: any
+  linearization placing it later can place it here instead. Without this, proving a
+  history *not* linearizable costs 2^k for k concurrent reads.
+
 Models are *P-compositional* (Herlihy & Wing's locality): a history of independent
 objects is linearizable iff each object's sub-history is. :func:`check` partitions the
 operations by :attr:`Operation.key` and checks each part alone, which keeps the sets small.

@@ -421,3 +421,17 @@ def test_check_thousands_of_concurrent_operations_in_seconds() -> None:
     elapsed = time.monotonic() - started
     assert result.ok, result.explanation
     assert elapsed < 10, elapsed
+
+
+def test_reliability_docs_checker_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """The checker example of docs/reliability.md runs and finds the stale read."""
+    import re
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"
+    blocks = re.findall(r"^```python\n(.*?)^```$", page.read_text(), re.MULTILINE | re.DOTALL)
+    example = next(b for b in blocks if "check_linearizability" in b)
+    exec(compile(example, str(page), "exec"), {})
+    out = capsys.readouterr().out
+    assert out.startswith("False\nkey '/config': not linearizable")
+    assert "read() -> Versioned(value=None, version=0)" in out
