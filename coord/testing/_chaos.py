@@ -38,7 +38,8 @@ taken effect or never will: the checker's horizon is that moment):
   any member;
 * replica convergence: after ``sync`` on each member, the trees under the test prefix are
   identical;
-* watch delivery: every register's watcher has seen the final version.
+* watch delivery: every register's watcher has seen the final version, and within its
+  session never an older version after a newer one.
 
 The result holds the counts, the violations, and the longest write outage after each
 fault: the time from the fault's injection to the first successful write invoked after it.
@@ -385,6 +386,7 @@ class _Run:
         self.stop = threading.Event()
         self.started = time.monotonic()
         self.watch_seen: dict[str, list[int]] = defaultdict(list)
+        self.watch_sessions: dict[str, list[int]] = defaultdict(list)
         self.ephemeral_sessions: Counter[str] = Counter()
 
     # -- helpers ------------------------------------------------------------------------------
@@ -684,8 +686,10 @@ class _Run:
     def watch(self, watcher: Any, path: str) -> None:
         def on_change(data: bytes | None, stat: Any) -> None:
             if stat is not None:
+                session = watcher.client_id[0] if watcher.client_id else 0
                 with self.lock:
                     self.watch_seen[path].append(stat.version)
+                    self.watch_sessions[path].append(session)
 
         watcher.DataWatch(path, on_change)
 
@@ -859,6 +863,13 @@ class _Run:
                         "watches",
                         f"watcher of {key} last saw {seen[-1:]}, final version {final[key][1]}",
                     )
+                sessions = self.watch_sessions[key]
+                for i in range(1, len(seen)):
+                    if sessions[i] == sessions[i - 1] and seen[i] < seen[i - 1]:
+                        self.violation(
+                            "watches",
+                            f"watcher of {key} saw version {seen[i]} after {seen[i - 1]}",
+                        )
         verdict("watches", start)
 
     def member_trees(self) -> list[dict[str, Any] | None]:

@@ -5,24 +5,33 @@ Theory of operation: each member is a ``QuorumPeerMain`` JVM launched like
 set-up and fast-start JVM options), with its own directory (``data/`` holding ``myid``,
 ``zoo.cfg``, logs) and its own client, quorum and election ports, all bound on 127.0.0.1.
 
-Partitions without touching the kernel: every member gets its *own* ``zoo.cfg``. Its own
-``server.N`` line names its real quorum and election ports (it binds them); the line of
-every other member names a :class:`coord.testing.TcpProxy` owned by this member that
-forwards to that member's real port. All peer traffic a member initiates therefore passes
-through one of its proxies, and :meth:`ZooKeeperEnsemble.partition` stalls every proxy
-from and to the isolated member (bytes are held, not dropped or reset, like a dead link),
-:meth:`ZooKeeperEnsemble.heal` lets them flow again. The quorum-port proxies retry their
-upstream connect for two seconds: a follower whose connect to a leader that is only
-starting to listen is *refused* retries, but one that is accepted and then reset gives up
-and starts a new election, which a plain proxy would turn into multi-second failovers.
+Partitions without touching the kernel: every peer link goes through a
+:class:`coord.testing.TcpProxy`, and :meth:`ZooKeeperEnsemble.partition` stalls every
+proxy from and to the isolated member (bytes are held, not dropped or reset, like a dead
+link); :meth:`ZooKeeperEnsemble.heal` lets them flow again, in order.
 
-One caveat, from ZooKeeper's connection manager: between two members only the connection
-initiated by the higher server id survives leader election's tie-break, and when the
-lower id initiates, the higher one connects *back* to the address the lower one announced
-(its own real election port), bypassing the proxy. A partition therefore always cuts the
-data path (followers connect to the leader's quorum port through their proxies, and the
-leader never connects to followers) but may leave some election messages flowing. An
-isolated member still cannot follow, lead or serve writes: it has no quorum link.
+Each member has a loopback address of its own for its outgoing peer links (127.0.0.11 for
+member 0, 127.0.0.12 for member 1, ...) where its proxies to the other members listen, on
+the other members' real port numbers, forwarding to their real ports on 127.0.0.1. Two
+mechanisms make a member dial its proxies:
+
+* the configuration names members by host name (``server.2=zk2:QPORT:EPORT``) and each
+  JVM resolves those names through its own hosts file (``-Djdk.net.hosts.file``): its own
+  name is 127.0.0.1, where it binds its real ports, every other name its proxy address;
+* that covers the configured addresses but not all links: when a lower server id opens an
+  election connection to a higher one, the higher one drops it and dials back the address
+  the lower one *announced*, an IP (127.0.0.1 and the real port). So each JVM also runs
+  with the ``redirect`` ``LD_PRELOAD`` shim (:mod:`coord.testing._faults`, compiled on
+  first use), which rewrites its connects to the other members' real ports on 127.0.0.1
+  into connects to its proxy address. Without a C compiler the shim is skipped
+  (:attr:`ZooKeeperEnsemble.complete_partitions` is then false): a partition then cuts
+  the data path (a follower dials the leader's configured address) but election
+  messages may still pass, so an isolated old leader can still rejoin.
+
+The quorum-port proxies retry their upstream connect for two seconds: a follower whose
+connect to a leader that is only starting to listen is *refused* retries, but one that is
+accepted and then reset gives up and starts a new election, which a plain proxy would turn
+into multi-second failovers.
 
 Everything runs with ``forceSync=yes`` by default (a write is acknowledged after its log
 fsync) since these ensembles exist to test durability under faults.
@@ -31,6 +40,7 @@ fsync) since these ensembles exist to test durability under faults.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -43,6 +53,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from coord.testing._faults import FaultShimUnavailable, build_redirect
 from coord.testing._proxy import SyncTcpProxy
 from coord.testing._zookeeper import (
     FAST_JVM_OPTIONS,
@@ -58,6 +69,7 @@ from coord.testing._zookeeper import (
 
 __all__ = ["ZooKeeperEnsemble", "ZooKeeperEnsembleError"]
 
+_log = logging.getLogger("coord.testing.zookeeper_ensemble")
 _HOST = "127.0.0.1"
 _SERVER_MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
 _SERVING_MODES = ("leader", "follower", "observer", "standalone")
@@ -85,6 +97,16 @@ class _Member:
     @property
     def sid(self) -> int:
         return self.index + 1
+
+    @property
+    def hostname(self) -> str:
+        """The name other members know this one by (resolved by their hosts files)."""
+        return f"zk{self.sid}"
+
+    @property
+    def proxy_host(self) -> str:
+        """The loopback address where this member's proxies to the others listen."""
+        return f"127.0.0.{11 + self.index}"
 
     @property
     def running(self) -> bool:
@@ -148,7 +170,8 @@ class ZooKeeperEnsemble:
         max_session_timeout: ``maxSessionTimeout`` in milliseconds (``None``: 20 ticks).
         force_sync: ``zookeeper.forceSync`` (fsync the transaction log before acking).
         proxied: Route peer links through per-member proxies so :meth:`partition` works
-            (12 proxies for 3 members, 40 for 5).
+            (12 proxies for 3 members, 40 for 5; each member's proxies listen on a loopback
+            address of its own, 127.0.0.11 and up).
         startup_timeout: Seconds :meth:`start`, :meth:`start_all` and :meth:`restart` wait
             for members to serve.
         log_level: Root log4j level of each member's log file.
@@ -183,6 +206,9 @@ class ZooKeeperEnsemble:
         self._startup_timeout = startup_timeout
         self._log_level = log_level
         self._partitioned: set[int] = set()
+        self._shim: Path | None = None
+        self.shim_error: str | None = None
+        """Why the connect-redirecting shim is not in use (``None`` when it is)."""
         self._state = _State()
         self._finalizer = weakref.finalize(self, _cleanup, self._state)
 
@@ -266,11 +292,27 @@ class ZooKeeperEnsemble:
                     )
                 )
             if self._proxied:
+                try:
+                    self._shim = build_redirect(tmpdir / "shim")
+                except (FaultShimUnavailable, subprocess.CalledProcessError) as error:
+                    self.shim_error = str(error)
+                    _log.warning("partitions will be partial: %s", error)
                 for member in self._state.members:
                     for other in self._state.members:
                         if other is not member:
-                            quorum = SyncTcpProxy(_HOST, other.quorum_port, connect_retry=2.0)
-                            election = SyncTcpProxy(_HOST, other.election_port)
+                            quorum = SyncTcpProxy(
+                                _HOST,
+                                other.quorum_port,
+                                connect_retry=2.0,
+                                listen_host=member.proxy_host,
+                                listen_port=other.quorum_port,
+                            )
+                            election = SyncTcpProxy(
+                                _HOST,
+                                other.election_port,
+                                listen_host=member.proxy_host,
+                                listen_port=other.election_port,
+                            )
                             quorum.start()
                             election.start()
                             member.proxies[other.index] = (quorum, election)
@@ -298,6 +340,11 @@ class ZooKeeperEnsemble:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+    @property
+    def complete_partitions(self) -> bool:
+        """Whether :meth:`partition` cuts every peer link (the redirect shim is in use)."""
+        return self._proxied and self._shim is not None
 
     # -- faults ---------------------------------------------------------------------------
 
@@ -485,14 +532,16 @@ class ZooKeeperEnsemble:
         if self._max_session_timeout is not None:
             config["maxSessionTimeout"] = self._max_session_timeout
         lines = [f"{key}={value}" for key, value in config.items()]
+        hosts = []
         for other in self._state.members:
-            if other is member or not self._proxied:
-                quorum, election = other.quorum_port, other.election_port
-            else:
-                quorum_proxy, election_proxy = member.proxies[other.index]
-                quorum, election = quorum_proxy.port, election_proxy.port
-            lines.append(f"server.{other.sid}={_HOST}:{quorum}:{election}:participant")
+            lines.append(
+                f"server.{other.sid}={other.hostname}:{other.quorum_port}:"
+                f"{other.election_port}:participant"
+            )
+            address = _HOST if other is member or not self._proxied else member.proxy_host
+            hosts.append(f"{address} {other.hostname}")
         (member.directory / "zoo.cfg").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        (member.directory / "hosts").write_text("\n".join(hosts) + "\n", encoding="utf-8")
 
     def _command(self, member: _Member) -> list[str]:
         java = _java()
@@ -501,6 +550,7 @@ class ZooKeeperEnsemble:
             "log4j.configuration": (member.directory / "log4j.properties").as_uri(),
             "zookeeper.jmx.log4j.disable": "true",
             "zookeeper.forceSync": "yes" if self._force_sync else "no",
+            "jdk.net.hosts.file": member.directory / "hosts",
         }
         return [
             java,
@@ -512,6 +562,23 @@ class ZooKeeperEnsemble:
             str(member.directory / "zoo.cfg"),
         ]
 
+    def _environment(self, member: _Member) -> dict[str, str]:
+        env = {**os.environ, "ZOO_LOG_DIR": str(member.directory)}
+        if self._shim is not None:
+            ports = [
+                port
+                for other in self._state.members
+                if other is not member
+                for port in (other.quorum_port, other.election_port)
+            ]
+            preload = " ".join(filter(None, [str(self._shim), env.get("LD_PRELOAD", "")]))
+            env.update(
+                LD_PRELOAD=preload,
+                REDIRECT_HOST=member.proxy_host,
+                REDIRECT_PORTS=",".join(map(str, ports)),
+            )
+        return env
+
     def _launch(self, member: _Member) -> None:
         with open(member.directory / "console.log", "ab") as console:
             member.process = subprocess.Popen(
@@ -521,7 +588,7 @@ class ZooKeeperEnsemble:
                 stdout=console,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                env={**os.environ, "ZOO_LOG_DIR": str(member.directory)},
+                env=self._environment(member),
             )
         member.paused = False
 
