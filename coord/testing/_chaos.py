@@ -24,8 +24,9 @@ the leader from its peers, kill every member and start them all again.
 *Checks*, after the workload stops (every client closed, so every unknown operation has
 taken effect or never will: the checker's horizon is that moment):
 
-* linearizability of the registers' writes and CASes, and of the sequence numbers
-  (unique, dense, increasing in linearization order), with
+* linearizability of the registers' writes and CASes followed by a read of the final
+  state, and of the sequence numbers (unique, dense, increasing in linearization order),
+  with
   :func:`~coord.testing._linearizability.check`. ZooKeeper promises linearizable writes
   and sequentially consistent reads, so reads are checked by the next two checks (or by
   the checker too, with ``linearizable_reads``, which makes each read a ``sync`` + ``get``);
@@ -730,22 +731,33 @@ class _Run:
             found = len(self.result.violations) - start
             self.result.checks[name] = "ok" if found == 0 else f"{found} violations"
 
-        # 1. linearizability
+        # The final state, from every member after sync (every client is closed: quiescent).
+        trees = self.member_trees()
+        reference = next((t for t in trees if t is not None), None)
+
+        # 1. linearizability, the final state included as a last read of each register
+        #    (client reads only with linearizable_reads: ZooKeeper's reads are not).
+        checked = [op for op in ops if config.linearizable_reads or not isinstance(op.input, Read)]
+        if reference is not None:
+            at = time.monotonic()
+            checked += [
+                Operation("final state", path, Read(), Versioned(*reference[path]), at, at)
+                for path in self.registers
+            ]
+
         def model(key: Any) -> Model[Any]:
             if key == _SEQ_KEY:
                 return SequenceCounter(dense=True)
-            return VersionedRegister(Versioned(_INITIAL, 0), check_reads=config.linearizable_reads)
+            return VersionedRegister(Versioned(_INITIAL, 0))
 
-        result = check(ops, model, timeout=config.check_timeout)
+        result = check(checked, model, timeout=config.check_timeout)
         self.result.linearizability = result
         for failure in result.failures:
             self.violation("linearizability", failure.explanation)
         verdict("linearizability", before)
 
-        # 2. the final state, from every member after sync; convergence
+        # 2. convergence
         start = len(self.result.violations)
-        trees = self.member_trees()
-        reference = next((t for t in trees if t is not None), None)
         for index, tree in enumerate(trees):
             if tree is None:
                 self.violation("convergence", f"member {index} could not be read")

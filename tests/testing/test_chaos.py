@@ -119,7 +119,8 @@ class ForgetfulZooKeeper(ZooKeeperEnsemble):
 
 def test_run_chaos_catches_a_cluster_that_forgets_acknowledged_writes() -> None:
     """The checks are not vacuous: a rollback of acknowledged writes is reported as lost
-    writes and as a linearizability violation."""
+    writes and as a linearizability violation (at the latest, the final state read after
+    the run contradicts the acknowledged versions)."""
     require_zookeeper()
     config = ChaosConfig(
         **{**_fields(FAST), "faults": (Fault.KILL_ALL,), "op_timeout": 3.0, "quiet": 1.0}
