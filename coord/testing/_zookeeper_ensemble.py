@@ -134,6 +134,21 @@ def _kill(member: _Member) -> None:
     member.paused = False
 
 
+def _wait_stopped(pid: int, *, stopped: bool, timeout: float = 5.0) -> None:
+    """Wait until the kernel reports ``pid`` stopped (``T``) or not: a signal is delivered
+    asynchronously, and a paused member must not answer anything after :meth:`pause`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return  # no procfs (or the process is gone): nothing to wait for
+        state = stat.rpartition(")")[2].split()[0]
+        if (state in ("T", "t")) == stopped:
+            return
+        time.sleep(0.005)
+
+
 def _cleanup(state: _State) -> None:
     for member in state.members:
         _kill(member)
@@ -360,6 +375,7 @@ class ZooKeeperEnsemble:
             assert member.process is not None
             member.process.send_signal(signal.SIGSTOP)
             member.paused = True
+            _wait_stopped(member.process.pid, stopped=True)
 
     def resume(self, index: int) -> None:
         """SIGCONT member ``index`` after :meth:`pause`."""
@@ -367,6 +383,7 @@ class ZooKeeperEnsemble:
         if member.running and member.paused:
             assert member.process is not None
             member.process.send_signal(signal.SIGCONT)
+            _wait_stopped(member.process.pid, stopped=False)
         member.paused = False
 
     def restart(self, index: int, *, wait: bool = True) -> None:
