@@ -617,7 +617,6 @@ class _Run:
         report = FaultReport(fault, member, injected_at - self.started)
         report.repaired = time.monotonic() - self.started
         progress(f"{report.repaired:6.1f}s  repaired")
-        report.write_outage = injected_at  # resolved to a duration after the run
         return report
 
     # -- the run ---------------------------------------------------------------------------------
@@ -705,12 +704,14 @@ class _Run:
                 or (isinstance(op.input, Cas) and op.output != BAD_VERSION)
             )
         ]
+        starts = [self.started + report.injected for report in reports] + [float("inf")]
         for i, report in enumerate(reports):
-            injected_at = report.write_outage
-            assert injected_at is not None
-            limit = reports[i + 1].write_outage if i + 1 < len(reports) else float("inf")
-            after = [op.complete for op in writes if injected_at <= op.invoke < limit]  # type: ignore[operator]
-            report.write_outage = min(after) - injected_at if after else None  # type: ignore[type-var,operator]
+            after = [
+                op.complete
+                for op in writes
+                if op.complete is not None and starts[i] <= op.invoke < starts[i + 1]
+            ]
+            report.write_outage = min(after) - starts[i] if after else None
 
     # -- checks ------------------------------------------------------------------------------
 
