@@ -44,6 +44,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -301,11 +302,8 @@ class ZooKeeperEnsemble:
                 write_log4j_config(
                     directory / "log4j.properties", directory / "zookeeper.log", self._log_level
                 )
-                self._state.members.append(
-                    _Member(
-                        index, directory, _free_port(_HOST), _free_port(_HOST), _free_port(_HOST)
-                    )
-                )
+                ports = [self._peer_port() for _ in range(3)]
+                self._state.members.append(_Member(index, directory, ports[0], ports[1], ports[2]))
             if self._proxied:
                 try:
                     self._shim = build_redirect(tmpdir / "shim")
@@ -520,6 +518,21 @@ class ZooKeeperEnsemble:
         if not 0 <= index < self._size:
             raise IndexError(f"no member {index} in an ensemble of {self._size}")
         return index
+
+    def _peer_port(self) -> int:
+        """A port free on 127.0.0.1 and on every member's proxy address (another ensemble's
+        proxies may hold it there)."""
+        hosts = [f"127.0.0.{11 + i}" for i in range(self._size)] if self._proxied else []
+        for _ in range(100):
+            port = _free_port(_HOST)
+            try:
+                for host in hosts:
+                    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                        probe.bind((host, port))
+            except OSError:
+                continue
+            return port
+        raise ZooKeeperEnsembleError("no port free on every loopback address")
 
     def _proxies_touching(self, index: int) -> list[SyncTcpProxy]:
         out: list[SyncTcpProxy] = []
