@@ -431,10 +431,10 @@ class _Run:
 
     # -- workload threads -----------------------------------------------------------------------
 
-    def worker(self, index: int, client: Any) -> None:
+    def worker(self, index: int, client: Any, seed: float) -> None:
         from kazoo.exceptions import BadVersionError, NoNodeError
 
-        rng = random.Random(self.rng.random())
+        rng = random.Random(seed)
         n = 0
         while not self.stop.is_set():
             n += 1
@@ -556,8 +556,8 @@ class _Run:
                 _Observation(client, session, key, version, value, invoke, what)
             )
 
-    def ephemerals(self) -> None:
-        rng = random.Random(self.rng.random())
+    def ephemerals(self, seed: float) -> None:
+        rng = random.Random(seed)
         timeout_ms = int(self.config.ephemeral_session_timeout * 1000)
         n = 0
         while not self.stop.wait(0.2):
@@ -647,11 +647,21 @@ class _Run:
         for path in self.registers:
             self.watch(watcher, path)
         threads = [
-            threading.Thread(target=self.worker, args=(i, c), name=f"chaos-client-{i}", daemon=True)
+            threading.Thread(
+                target=self.worker,
+                args=(i, c, self.rng.random()),
+                name=f"chaos-client-{i}",
+                daemon=True,
+            )
             for i, c in enumerate(clients)
         ]
         threads.append(
-            threading.Thread(target=self.ephemerals, name="chaos-ephemerals", daemon=True)
+            threading.Thread(
+                target=self.ephemerals,
+                args=(self.rng.random(),),
+                name="chaos-ephemerals",
+                daemon=True,
+            )
         )
         self.started = time.monotonic()
         for thread in threads:

@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -75,7 +76,7 @@ def test_run_chaos_ZooKeeper_loses_nothing_under(ensemble: ZooKeeperEnsemble, fa
     """Under each fault, a 3-member ZooKeeper keeps every acknowledged write, stays
     linearizable, keeps its read guarantees, cleans ephemerals, converges, and delivers
     watches; writes resume after the fault."""
-    config = ChaosConfig(**{**_fields(FAST), "faults": (fault,)})
+    config = replace(FAST, faults=(fault,))
     result = run(ensemble, config)
     assert result.ok, result.summary()
     assert result.acknowledged_writes_lost == 0
@@ -122,9 +123,7 @@ def test_run_chaos_catches_a_cluster_that_forgets_acknowledged_writes() -> None:
     writes and as a linearizability violation (at the latest, the final state read after
     the run contradicts the acknowledged versions)."""
     require_zookeeper()
-    config = ChaosConfig(
-        **{**_fields(FAST), "faults": (Fault.KILL_ALL,), "op_timeout": 3.0, "quiet": 1.0}
-    )
+    config = replace(FAST, faults=(Fault.KILL_ALL,), op_timeout=3.0, quiet=1.0)
     with ForgetfulZooKeeper(1, proxied=False) as cluster:
         result = run(cluster, config)
     assert not result.ok
@@ -165,7 +164,3 @@ def test_render_markdown_puts_targets_side_by_side() -> None:
     assert "| longest write outage: kill leader | 0.45 s | no write |" in lines
     assert "| ops: read ok | 5 | 0 |" in lines
     assert zk.ok and not broken.ok
-
-
-def _fields(config: ChaosConfig) -> dict[str, object]:
-    return {name: getattr(config, name) for name in config.__slots__}  # type: ignore[attr-defined]
