@@ -164,3 +164,24 @@ def test_ZooKeeperEnsemble_rejects_bad_arguments(ensemble: ZooKeeperEnsemble) ->
     unproxied = ZooKeeperEnsemble(3, proxied=False)
     with pytest.raises(RuntimeError, match="proxied=True"):
         unproxied.partition(0)
+
+
+def test_ZooKeeperEnsemble_without_the_shim_still_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a C compiler the redirect shim is skipped: the ensemble still forms and
+    takes writes, and says why its partitions are partial."""
+    require_zookeeper()
+    from coord.testing import _zookeeper_ensemble
+    from coord.testing._faults import FaultShimUnavailable
+
+    def unavailable(directory: Path) -> Path:
+        raise FaultShimUnavailable("no C compiler (test)")
+
+    monkeypatch.setattr(_zookeeper_ensemble, "build_redirect", unavailable)
+    with ZooKeeperEnsemble(3) as zk:
+        assert not zk.complete_partitions
+        assert zk.shim_error == "no C compiler (test)"
+        client = connect(zk.connect_string)
+        client.ensure_path("/no-shim")
+        client.stop()
+        client.close()
+        assert sorted(zk.mode(i) or "" for i in range(3)) == ["follower", "follower", "leader"]
