@@ -12,7 +12,9 @@ operation counts. ``--output FILE`` also writes the table (and the run's details
 by side (one column each) without running anything.
 
 Targets are registered in :data:`TARGETS`: a name and a function returning a context
-manager that yields a started :class:`coord.testing.Cluster`. Add coord's ensemble there.
+manager that yields a started :class:`coord.testing.Cluster`. ``coord`` runs
+:class:`coord.testing._ensemble.CoordEnsemble` (tick 500 ms, like the ZooKeeper members)
+through :class:`coord.testing.OneBasedCluster`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from coord.testing import (
     Cluster,
     Fault,
     FaultReport,
+    OneBasedCluster,
     Violation,
     ZooKeeperEnsemble,
     render_markdown,
@@ -54,9 +57,20 @@ def _zookeeper(size: int) -> Iterator[Cluster]:
         yield ensemble
 
 
+@contextlib.contextmanager
+def _coord(size: int) -> Iterator[Cluster]:
+    try:
+        from coord.testing._ensemble import CoordEnsemble
+    except ImportError as error:
+        raise SystemExit(f"coord's ensemble is not available here: {error}") from None
+    with CoordEnsemble(size, config={"tick_time": 500}) as ensemble:
+        yield OneBasedCluster(ensemble)
+
+
 #: Target name -> factory of a context manager yielding a started cluster of ``size``.
 TARGETS: dict[str, Callable[[int], AbstractContextManager[Cluster]]] = {
     "zookeeper": _zookeeper,
+    "coord": _coord,
 }
 
 

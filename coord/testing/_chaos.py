@@ -99,6 +99,7 @@ __all__ = [
     "Cluster",
     "Fault",
     "FaultReport",
+    "OneBasedCluster",
     "Violation",
     "render_markdown",
     "run_chaos",
@@ -114,7 +115,8 @@ _OPEN_ACL = (ACL(int(Perm.ALL), Id("world", "anyone")),)
 class Cluster(Protocol):
     """An ensemble the harness can drive: client addresses and faults on its members.
 
-    Members are numbered from 0. Methods that start members wait until they serve.
+    Members are numbered from 0. Methods that start members may return before the members
+    serve: the harness waits for a leader before each fault and before its final checks.
     """
 
     @property
@@ -166,6 +168,66 @@ class Cluster(Protocol):
     def start_all(self) -> None:
         """Start every member that is not running; wait until they serve."""
         ...
+
+
+class OneBasedCluster:
+    """A :class:`Cluster` view of an ensemble whose members are numbered from 1.
+
+    ``coord.testing._ensemble.CoordEnsemble`` names members by their server id (1, 2, ...) and
+    keeps them in a ``members`` dict; the harness numbers them from 0. Every call is
+    forwarded with the id shifted by one; :meth:`start_all` also waits for a leader.
+
+    Args:
+        ensemble: An object with ``connect_string``, ``members`` (a mapping keyed by id),
+            ``member_address(id)``, ``leader()``, ``wait_for_leader()`` and the fault
+            methods, taking ids.
+    """
+
+    def __init__(self, ensemble: Any) -> None:
+        self.ensemble = ensemble
+
+    def _ids(self) -> list[int]:
+        return sorted(self.ensemble.members)
+
+    @property
+    def connect_string(self) -> str:
+        return str(self.ensemble.connect_string)
+
+    @property
+    def members(self) -> list[str]:
+        return [str(self.ensemble.member_address(i)) for i in self._ids()]
+
+    def member_address(self, index: int) -> str:
+        return str(self.ensemble.member_address(self._ids()[index]))
+
+    def leader(self) -> int | None:
+        ident = self.ensemble.leader()
+        return None if ident is None else self._ids().index(ident)
+
+    def kill(self, index: int) -> None:
+        self.ensemble.kill(self._ids()[index])
+
+    def pause(self, index: int) -> None:
+        self.ensemble.pause(self._ids()[index])
+
+    def resume(self, index: int) -> None:
+        self.ensemble.resume(self._ids()[index])
+
+    def restart(self, index: int) -> None:
+        self.ensemble.restart(self._ids()[index])
+
+    def partition(self, index: int) -> None:
+        self.ensemble.partition(self._ids()[index])
+
+    def heal(self) -> None:
+        self.ensemble.heal()
+
+    def kill_all(self) -> None:
+        self.ensemble.kill_all()
+
+    def start_all(self) -> None:
+        self.ensemble.start_all()
+        self.ensemble.wait_for_leader()
 
 
 class Fault(enum.Enum):
@@ -682,6 +744,8 @@ class _Run:
                     client.close()
         closed_at = time.monotonic()
         self.result.duration = closed_at - self.started
+        with contextlib.suppress(RuntimeError):
+            self.wait_leader(60.0)
         progress(f"{self.result.duration:6.1f}s  workload stopped; checking")
         self.resolve_outages(reports)
         self.result.faults = reports

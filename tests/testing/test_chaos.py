@@ -22,8 +22,10 @@ import pytest
 from coord.testing import (
     ChaosConfig,
     ChaosResult,
+    Cluster,
     Fault,
     FaultReport,
+    OneBasedCluster,
     Violation,
     ZooKeeperEnsemble,
     render_markdown,
@@ -164,3 +166,61 @@ def test_render_markdown_puts_targets_side_by_side() -> None:
     assert "| longest write outage: kill leader | 0.45 s | no write |" in lines
     assert "| ops: read ok | 5 | 0 |" in lines
     assert zk.ok and not broken.ok
+
+
+class OneBasedEnsemble:
+    """A stand-in with coord's CoordEnsemble numbering (ids from 1, a members dict)."""
+
+    def __init__(self) -> None:
+        self.members = {1: "a", 2: "b", 3: "c"}
+        self.connect_string = "h:1,h:2,h:3"
+        self.calls: list[tuple[str, int | None]] = []
+        self.current_leader: int | None = 3
+
+    def member_address(self, ident: int) -> str:
+        return f"h:{ident}"
+
+    def leader(self) -> int | None:
+        return self.current_leader
+
+    def wait_for_leader(self) -> int:
+        self.calls.append(("wait_for_leader", None))
+        return 3
+
+    def __getattr__(self, name: str) -> object:
+        def record(ident: int | None = None) -> None:
+            self.calls.append((name, ident))
+
+        return record
+
+
+def test_OneBasedCluster_shifts_member_numbers() -> None:
+    """Index i of the harness is member id i + 1 of a one-based ensemble."""
+    ensemble = OneBasedEnsemble()
+    cluster = OneBasedCluster(ensemble)
+    assert isinstance(cluster, Cluster)
+    assert cluster.members == ["h:1", "h:2", "h:3"]
+    assert cluster.member_address(0) == "h:1"
+    assert cluster.connect_string == "h:1,h:2,h:3"
+    assert cluster.leader() == 2
+    ensemble.current_leader = None
+    assert cluster.leader() is None
+    cluster.kill(0)
+    cluster.pause(1)
+    cluster.resume(1)
+    cluster.restart(2)
+    cluster.partition(2)
+    cluster.heal()
+    cluster.kill_all()
+    cluster.start_all()
+    assert ensemble.calls == [
+        ("kill", 1),
+        ("pause", 2),
+        ("resume", 2),
+        ("restart", 3),
+        ("partition", 3),
+        ("heal", None),
+        ("kill_all", None),
+        ("start_all", None),
+        ("wait_for_leader", None),
+    ]
