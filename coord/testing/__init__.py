@@ -1,7 +1,9 @@
-"""Test helpers shipped with coord: an in-process coord server, real Apache ZooKeeper, its
-CLI, a fault proxy, session faults for users' own tests (``drop_connection``,
-``expire_session``), and the conformance suites of storage backends, auth schemes and
-transports.
+"""Test helpers shipped with coord: an in-process coord server, a coord ensemble of member
+processes (``CoordEnsemble``), real Apache ZooKeeper (one server or a replicated
+ensemble), its CLI, a fault proxy, session faults for users' own tests
+(``drop_connection``, ``expire_session``), the conformance suites of storage backends,
+auth schemes and transports, and process-level fault testing (``run_chaos``, a
+linearizability checker).
 
 ``coord.testing`` imports without pytest; :class:`StorageConformance`,
 :class:`AuthSchemeConformance` and :class:`TransportConformance` (pytest suites) are
@@ -11,6 +13,33 @@ loaded on first access.
 from typing import TYPE_CHECKING
 
 from coord.client._testing import drop_connection, expire_session
+from coord.testing._chaos import (
+    ChaosConfig,
+    ChaosResult,
+    Cluster,
+    Fault,
+    FaultReport,
+    OneBasedCluster,
+    Violation,
+    render_markdown,
+    run_chaos,
+)
+from coord.testing._ensemble import CoordEnsemble
+from coord.testing._linearizability import (
+    BAD_VERSION,
+    Cas,
+    CheckResult,
+    Create,
+    History,
+    Model,
+    Operation,
+    Read,
+    SequenceCounter,
+    Versioned,
+    VersionedRegister,
+    Write,
+    check_linearizability,
+)
 from coord.testing._proxy import SyncTcpProxy, TcpProxy
 from coord.testing._server import CoordServerThread, running_server
 from coord.testing._zkcli import ZkCliCommandOutput, ZkCliResult, run_zkcli
@@ -21,6 +50,7 @@ from coord.testing._zookeeper import (
     require_zookeeper,
     zookeeper_available,
 )
+from coord.testing._zookeeper_ensemble import ZooKeeperEnsemble, ZooKeeperEnsembleError
 
 if TYPE_CHECKING:
     from coord.testing._auth_conformance import AuthSchemeConformance
@@ -29,20 +59,45 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AuthSchemeConformance",
+    "BAD_VERSION",
+    "Cas",
+    "ChaosConfig",
+    "ChaosResult",
+    "CheckResult",
+    "Cluster",
+    "CoordEnsemble",
     "CoordServerThread",
+    "Create",
+    "Fault",
+    "FaultReport",
+    "History",
+    "Model",
+    "OneBasedCluster",
+    "Operation",
+    "Read",
+    "SequenceCounter",
     "StorageConformance",
     "SyncTcpProxy",
     "TcpProxy",
     "TransportConformance",
+    "Versioned",
+    "VersionedRegister",
+    "Violation",
+    "Write",
     "ZkCliCommandOutput",
     "ZkCliResult",
+    "ZooKeeperEnsemble",
+    "ZooKeeperEnsembleError",
     "ZooKeeperProcess",
     "ZooKeeperStartError",
     "drop_connection",
     "expire_session",
+    "check_linearizability",
     "four_letter_word",
+    "render_markdown",
     "require_zookeeper",
     "run_zkcli",
+    "run_chaos",
     "running_server",
     "zookeeper_available",
 ]

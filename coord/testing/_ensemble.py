@@ -212,12 +212,18 @@ class CoordEnsemble:
         os.kill(self.members[ident].pid, signal.SIGCONT)
         self._paused.discard(ident)
 
-    def start_member(self, ident: int) -> None:
-        """Start member ``ident`` again (with its data); it must not be running."""
+    def start_member(self, ident: int, timeout: float = 30.0) -> None:
+        """Start member ``ident`` again (with its data) and wait until it answers on its
+        client port; it must not be running."""
         member = self.members[ident]
         if _alive(member.pid):
             raise RuntimeError(f"member {ident} is running (pid {member.pid})")
         start_member(member, env=self._env)
+        deadline = time.monotonic() + timeout
+        while self.mode(ident) == "down":
+            if not _alive(member.pid) or time.monotonic() > deadline:
+                raise RuntimeError(f"member {ident} did not start; see {member.log}")
+            time.sleep(0.02)
 
     def restart(self, ident: int) -> None:
         """Kill member ``ident`` and start it again with its data."""
@@ -240,15 +246,18 @@ class CoordEnsemble:
                 self.start_member(ident)
 
     def partition(self, ident: int) -> None:
-        """Cut member ``ident``'s peer links both ways (clients still reach it)."""
+        """Cut member ``ident``'s peer links both ways, silently (clients still reach it).
+
+        As a dead network link: nothing arrives and nothing is refused, so the members
+        notice only by their timeouts (what is held is delivered after :meth:`heal`).
+        """
         if not self.proxies:
             raise RuntimeError("partition() needs the ensemble started with proxies=True")
         for (a, b), proxy in self.proxies.items():
             if ident in (a, b):
-                proxy.refuse()
-                proxy.cut()
+                proxy.stall()
 
     def heal(self) -> None:
         """Undo every :meth:`partition`."""
         for proxy in self.proxies.values():
-            proxy.accept()
+            proxy.resume()

@@ -73,10 +73,27 @@ class TcpProxy:
     Args:
         target_host: Host to forward to (use a loopback address in tests).
         target_port: Port to forward to.
+        connect_retry: Seconds to keep retrying the upstream connect of an accepted
+            connection before resetting it. The default (0) resets at once when the target
+            refuses; a peer that reacts to "connection refused" by retrying, but to
+            "connected, then reset" by giving up (ZooKeeper's learner), needs a short retry
+            so a target that is just starting to listen looks like a slow connect instead.
+        listen_host: The loopback address to listen on (any of 127.0.0.0/8).
+        listen_port: The port to listen on; 0 picks a free one.
     """
 
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(
+        self,
+        target_host: str,
+        target_port: int,
+        *,
+        connect_retry: float = 0.0,
+        listen_host: str = _LOOPBACK,
+        listen_port: int = 0,
+    ) -> None:
         self._target = (target_host, target_port)
+        self._connect_retry = connect_retry
+        self._listen = (listen_host, listen_port)
         self._port: int | None = None
         self._connections: set[_Connection] = set()
         self._accepted = 0
@@ -89,7 +106,9 @@ class TcpProxy:
 
     async def __aenter__(self) -> Self:
         async with AsyncExitStack() as stack:
-            listener = await anyio.create_tcp_listener(local_host=_LOOPBACK, local_port=0)
+            listener = await anyio.create_tcp_listener(
+                local_host=self._listen[0], local_port=self._listen[1]
+            )
             stack.push_async_callback(listener.aclose)
             (socket_listener,) = listener.listeners
             assert isinstance(socket_listener, anyio.abc.SocketListener)
@@ -115,8 +134,8 @@ class TcpProxy:
 
     @property
     def host(self) -> str:
-        """The listening host, always ``"127.0.0.1"``."""
-        return _LOOPBACK
+        """The listening host (``"127.0.0.1"`` unless ``listen_host`` was given)."""
+        return self._listen[0]
 
     @property
     def port(self) -> int:
@@ -131,8 +150,8 @@ class TcpProxy:
 
     @property
     def address(self) -> str:
-        """``"127.0.0.1:PORT"``, the address clients should connect to."""
-        return f"{_LOOPBACK}:{self.port}"
+        """``"HOST:PORT"``, the address clients should connect to."""
+        return f"{self.host}:{self.port}"
 
     @property
     def connection_count(self) -> int:
@@ -222,9 +241,8 @@ class TcpProxy:
                     connection.abort = True
                     return
                 await self._wait_flowing()
-                try:
-                    upstream = await anyio.connect_tcp(*self._target)
-                except OSError:
+                upstream = await self._connect_upstream()
+                if upstream is None:
                     connection.abort = True  # target down: look like a refused connection
                     return
                 async with anyio.create_task_group() as task_group:
@@ -237,6 +255,16 @@ class TcpProxy:
                     await _close(upstream, abort=connection.abort)
             self._connections.discard(connection)
             connection.done.set()
+
+    async def _connect_upstream(self) -> anyio.abc.SocketStream | None:
+        deadline = anyio.current_time() + self._connect_retry
+        while True:
+            try:
+                return await anyio.connect_tcp(*self._target)
+            except OSError:
+                if anyio.current_time() >= deadline:
+                    return None
+            await anyio.sleep(0.05)
 
     async def _pump(
         self,
@@ -276,10 +304,28 @@ class SyncTcpProxy:
         target_host: Host to forward to.
         target_port: Port to forward to.
         backend: The anyio backend of the proxy's thread (``"asyncio"`` or ``"trio"``).
+        connect_retry: See :class:`TcpProxy`.
+        listen_host: See :class:`TcpProxy`.
+        listen_port: See :class:`TcpProxy`.
     """
 
-    def __init__(self, target_host: str, target_port: int, *, backend: str = "asyncio") -> None:
-        self._proxy = TcpProxy(target_host, target_port)
+    def __init__(
+        self,
+        target_host: str,
+        target_port: int,
+        *,
+        backend: str = "asyncio",
+        connect_retry: float = 0.0,
+        listen_host: str = _LOOPBACK,
+        listen_port: int = 0,
+    ) -> None:
+        self._proxy = TcpProxy(
+            target_host,
+            target_port,
+            connect_retry=connect_retry,
+            listen_host=listen_host,
+            listen_port=listen_port,
+        )
         self._backend = backend
         self._stack: ExitStack | None = None
         self._portal: anyio.from_thread.BlockingPortal | None = None
