@@ -102,15 +102,20 @@ class _CoordSide(_Side):
 
 class _ZooKeeperSide(_Side):
     def __init__(self) -> None:
+        from benchmarks._zookeeper import SERVER_JVM_OPTIONS
         from coord.testing._zookeeper_ensemble import ZooKeeperEnsemble
 
-        kwargs: dict[str, Any] = {"tick_time": 2000, "init_limit": 10, "sync_limit": 5}
-        kwargs.update(force_sync=True, proxied=False, log_level="WARN")
-        with contextlib.suppress(TypeError):
-            # Production JVM settings, as benchmarks/_zookeeper.py gives the standalone one.
-            self.ensemble = ZooKeeperEnsemble(3, production_jvm=True, **kwargs)
-            return
-        self.ensemble = ZooKeeperEnsemble(3, **kwargs)
+        # ZooKeeper's sample configuration and zkServer.sh's JVM settings, forceSync on.
+        self.ensemble = ZooKeeperEnsemble(
+            3,
+            tick_time=2000,
+            init_limit=10,
+            sync_limit=5,
+            force_sync=True,
+            proxied=False,
+            log_level="WARN",
+            jvm_options=SERVER_JVM_OPTIONS,
+        )
 
     def restart(self, member: int) -> None:
         self.ensemble.restart(member)

@@ -191,6 +191,8 @@ class ZooKeeperEnsemble:
         startup_timeout: Seconds :meth:`start`, :meth:`start_all` and :meth:`restart` wait
             for members to serve.
         log_level: Root log4j level of each member's log file.
+        jvm_options: JVM options of each member (default: tuned for start-up speed, as
+            the test suite wants; benchmarks pass ``zkServer.sh``'s).
     """
 
     host = _HOST
@@ -208,6 +210,7 @@ class ZooKeeperEnsemble:
         proxied: bool = True,
         startup_timeout: float = 60.0,
         log_level: str = "INFO",
+        jvm_options: tuple[str, ...] = FAST_JVM_OPTIONS,
     ) -> None:
         if size < 1:
             raise ValueError(f"an ensemble needs at least one member, not {size}")
@@ -221,6 +224,7 @@ class ZooKeeperEnsemble:
         self._proxied = proxied
         self._startup_timeout = startup_timeout
         self._log_level = log_level
+        self._jvm_options = tuple(jvm_options)
         self._partitioned: set[int] = set()
         self._shim: Path | None = None
         self.shim_error: str | None = None
@@ -584,7 +588,7 @@ class ZooKeeperEnsemble:
         }
         return [
             java,
-            *FAST_JVM_OPTIONS,
+            *self._jvm_options,
             *(f"-D{key}={value}" for key, value in properties.items()),
             "-cp",
             zookeeper_classpath(),
