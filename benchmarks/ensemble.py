@@ -179,7 +179,7 @@ def _failover(side: _Side) -> float:
         killed_at = time.monotonic()
         leader = side.kill_leader()
         killed_at = (killed_at + time.monotonic()) / 2
-        client.set("/failover", b"after")
+        client.retry(client.set, "/failover", b"after")  # through ConnectionLoss
         elapsed = time.monotonic() - killed_at
     finally:
         client.stop()

@@ -106,6 +106,8 @@ _U64 = struct.Struct(">Q")
 _TAIL = 8192
 #: Inbox pseudo-frame: the link to a peer was (re)established.
 _LINK_UP = 0
+#: Inbox pseudo-frame: a peer's link to us closed (it may have died).
+_LINK_DOWN = -1
 _VOTES = frozenset({MessageType.VOTE, MessageType.PRE_VOTE})
 
 
@@ -293,6 +295,7 @@ class Replicator:
             self._on_frame,
             bind_host=self.me.peer[0],
             on_link_up=self._on_link_up,
+            on_incoming_down=self._on_incoming_down,
             **_peer_tls(config),
         )
         self.inbox: list[tuple[int, int, memoryview]] = []
@@ -350,6 +353,10 @@ class Replicator:
 
     def _on_link_up(self, peer: int) -> None:
         self.inbox.append((peer, _LINK_UP, memoryview(b"")))
+        self.server._commit_wakeup.set()
+
+    def _on_incoming_down(self, peer: int) -> None:
+        self.inbox.append((peer, _LINK_DOWN, memoryview(b"")))
         self.server._commit_wakeup.set()
 
     def touch(self, session_id: int) -> None:
@@ -432,6 +439,14 @@ class Replicator:
                 raft.step(m)
                 if (raft.leader, raft.term) != self._seen:
                     self._on_leader_change()
+            elif kind == _LINK_DOWN:
+                if sender == raft.leader and self.network.incoming.get(sender, 0) == 0:
+                    # The leader's process is gone (its sockets closed): campaign after a
+                    # few ticks instead of a whole election timeout, staggered by id among
+                    # the remaining voters so that they do not split the vote.
+                    others = sorted(v for v in raft.voters if v != sender)
+                    rank = others.index(self.id) if self.id in others else len(others)
+                    raft.forget_leader(1 + 3 * rank)
             elif kind == _LINK_UP:
                 # The peer may have restarted, perhaps without its data.
                 if self.is_leader:

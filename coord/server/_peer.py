@@ -228,6 +228,7 @@ class PeerNetwork:
             order per sender, from the receiving task (it must not block).
         bind_host: the address outgoing links are dialled from (``None``: any).
         on_link_up: called with a peer's id each time the link to it is (re)established.
+        on_incoming_down: called with a peer's id when a link it dialled to us closes.
         server_ssl: with ``client_ssl``, links run inside mutual TLS: accepted links
             present this context's certificate and require one from the dialler.
         client_ssl: what dialled links present and verify the accepting member with.
@@ -242,11 +243,13 @@ class PeerNetwork:
         *,
         bind_host: str | None = None,
         on_link_up: Callable[[int], None] | None = None,
+        on_incoming_down: Callable[[int], None] | None = None,
         server_ssl: ssl.SSLContext | None = None,
         client_ssl: ssl.SSLContext | None = None,
     ) -> None:
         self.my_id = my_id
         self.on_link_up = on_link_up
+        self.on_incoming_down = on_incoming_down
         self.server_ssl = server_ssl
         self.client_ssl = client_ssl
         self.addresses = dict(addresses)
@@ -360,6 +363,8 @@ class PeerNetwork:
         finally:
             if peer:
                 self.incoming[peer] -= 1
+                if self.on_incoming_down is not None:
+                    self.on_incoming_down(peer)
             await stream.aclose()
 
     async def _dial_loop(self, link: _Link) -> None:

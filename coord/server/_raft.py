@@ -907,6 +907,18 @@ class Raft:
             out.extend(self._unstable[max(lo, self._offset) - self._offset : hi - self._offset])
         return out
 
+    def forget_leader(self, ticks_left: int) -> None:
+        """The driver knows the leader is gone (its connection closed when its process
+        died): stop honouring its lease and campaign after ``ticks_left`` more ticks
+        (randomize it across nodes to avoid split votes). Only liveness depends on this:
+        a vote still needs an up-to-date log, and pre-vote still asks first."""
+        if self.role is not Role.FOLLOWER or self.leader == NONE:
+            return
+        self.leader = NONE
+        self._election_elapsed = max(
+            self._election_elapsed, self._randomized_timeout - max(1, ticks_left)
+        )
+
     def reset_progress(self, peer: int) -> None:
         """Forget what this leader believes of ``peer``'s log and probe it afresh (the
         driver calls this when a link to ``peer`` is re-established: the peer may have

@@ -308,3 +308,35 @@ def test_Raft_rejected_stale_candidate_does_not_restart_the_election_timer() -> 
     assert r._election_elapsed == ELECTION - 1  # still running
     r.step(Message(MessageType.VOTE, 3, 2, 6, index=2, log_term=1))  # up to date: granted
     assert r.vote == 3 and r._election_elapsed == 0
+
+
+def test_Raft_forget_leader_campaigns_within_a_few_ticks_and_peers_grant() -> None:
+    """A driver that saw the leader's connections close (its process died) calls
+    forget_leader: the follower stops honouring the dead leader's lease and campaigns
+    after the given ticks instead of a whole election timeout; the other follower, which
+    forgot it too, grants the pre-vote and the vote; the new term has one leader."""
+    c = Cluster(3)
+    elect(c, 1)
+    c.drop(to(1))
+    for nid in (2, 3):
+        c[nid].forget_leader(2 if nid == 2 else 3)
+        assert c[nid].leader == 0
+    c.tick(2, 1)
+    assert c.pending() == []  # one tick is not enough for node 2
+    c.tick(2, 1)
+    assert c.pending() == ["2->1 PRE_VOTE t2 last=1@1", "2->3 PRE_VOTE t2 last=1@1"]
+    c.drop(to(1))  # node 1 is dead
+    c.stabilize(cut=[1])
+    assert c[2].role is Role.LEADER and c[2].term == 2
+    assert c[3].leader == 2
+
+
+def test_Raft_forget_leader_is_ignored_by_leaders_and_without_a_leader() -> None:
+    c = Cluster(3)
+    elect(c, 1)
+    c[1].forget_leader(1)
+    assert c[1].role is Role.LEADER and c[1].leader == 1
+    c2 = Cluster(3)
+    c2[2].forget_leader(1)  # no leader known: nothing changes
+    c2.tick(2, 1)
+    assert c2.pending() == []
