@@ -34,14 +34,24 @@ from __future__ import annotations
 
 import contextlib
 import json
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TextIO
 
+import anyio
+
 import coord
-from coord.client import Client, OneShotWatch, SyncClient, SyncWatchStream, WatchedEvent
+from coord.client import (
+    Client,
+    OneShotWatch,
+    SyncClient,
+    SyncWatchStream,
+    WatchedEvent,
+    WatchStream,
+)
 from coord.client._registry import WatchKind
 from coord.client._transaction import create_op
 from coord.protocol import (
@@ -1028,29 +1038,35 @@ class Shell:
                 raise UsageError(COMMANDS["watch"].usage) from None
         client = self.client
         recursive = "R" in options.flags
-        streams = (
-            [client.watch_tree(path)]
-            if recursive
-            else [client.watch(path), client.watch_children(path)]
-        )
+        events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        stop: anyio.Event | None = None
+
+        def pump() -> None:
+            try:
+                client.run(_merge_streams, client.client, path, recursive, events)
+            except BaseException as exc:  # reported to the waiting thread
+                events.put(("error", exc))
+            events.put(("end", None))
+
+        thread = threading.Thread(target=pump, name=f"coord-shell-watch {path}", daemon=True)
+        thread.start()
         seen = 0
         try:
-            for stream in streams:
-                stream.start(timeout=self.timeout)
-            if not self.json_mode:
-                what = "subtree" if recursive else "node"
-                self.write(f"watching the {what} {path} (Ctrl-C to stop)", error=True)
             while count is None or seen < count:
-                for i, stream in enumerate(streams):
-                    try:
-                        event = stream.next_event(timeout=0.1)
-                    except TimeoutError:
-                        continue
-                    except StopIteration:
-                        raise _Failed("the session was closed", error="ClientClosed") from None
-                    if i == 1 and event.type != EventType.NODE_CHILDREN_CHANGED:
-                        continue
+                try:
+                    what, item = events.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                if what == "started":
+                    stop = item
+                    if self.json_mode:
+                        self._json({"command": "watch", "ok": True, "path": path, "started": True})
+                    else:
+                        scope = "subtree" if recursive else "node"
+                        self.write(f"watching the {scope} {path} (Ctrl-C to stop)", error=True)
+                elif what == "event":
                     seen += 1
+                    event: WatchedEvent = item
                     if self.json_mode:
                         self._json(
                             {"watch": event_json(event.type, event.path, event.zxid, event.state)}
@@ -1058,15 +1074,64 @@ class Shell:
                     else:
                         stamp = time.strftime("%H:%M:%S")
                         self.write(f"{stamp} {event_line(event.type, event.path, event.state)}")
-                    if count is not None and seen >= count:
-                        break
+                elif what == "error":
+                    if isinstance(item, CoordError | TimeoutError):
+                        raise item
+                    raise _Failed(f"the watch failed: {item!r}") from item
+                else:
+                    raise _Failed("the watch ended: the session was closed", error="ClientClosed")
         except KeyboardInterrupt:
-            pass
+            if not self.json_mode:
+                self.write("")
         finally:
-            for stream in streams:
-                with contextlib.suppress(CoordError, TimeoutError):
-                    stream.close()
+            if stop is not None:
+                with contextlib.suppress(CoordError, RuntimeError):
+                    client.run(_set_event, stop)
+            thread.join(timeout=self.timeout)
         return _Output(fields={"path": path, "events": seen, "_silent": True})
+
+
+async def _merge_streams(
+    client: Client,
+    path: str,
+    recursive: bool,
+    events: queue.Queue[tuple[str, Any]],
+) -> None:
+    """Forward the events of ``path`` (``recursive``: of its subtree) into ``events``,
+    in the order they arrived, until the ``anyio.Event`` it queued with ``"started"``
+    is set.
+
+    A node's own events come from a data stream and its children's from a children
+    stream (ZooKeeper's non-recursive persistent watch reports both); both are read in
+    this one event loop, so their events are queued in arrival order.
+    """
+    streams = (
+        [client.watch_tree(path)]
+        if recursive
+        else [client.watch(path), client.watch_children(path)]
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        for stream in streams:
+            await stack.enter_async_context(stream)
+        stop = anyio.Event()
+        events.put(("started", stop))
+        async with anyio.create_task_group() as tg:
+
+            async def forward(stream: WatchStream, children_only: bool) -> None:
+                async for event in stream:
+                    if children_only and event.type != EventType.NODE_CHILDREN_CHANGED:
+                        continue
+                    events.put(("event", event))
+                tg.cancel_scope.cancel()
+
+            for i, stream in enumerate(streams):
+                tg.start_soon(forward, stream, i == 1)
+            await stop.wait()
+            tg.cancel_scope.cancel()
+
+
+async def _set_event(event: anyio.Event) -> None:
+    event.set()
 
 
 def _client_config(text: str) -> str:
