@@ -184,5 +184,10 @@ def run_shell(
         return _batch(shell, (line.rstrip("\n") for line in stdin), exit_on_error)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader of stdout went away (`| head`)
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return FAILED
     finally:
         shell.close()
