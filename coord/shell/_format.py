@@ -13,6 +13,7 @@ field names.
 from __future__ import annotations
 
 import base64
+import contextlib
 import shlex
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -227,6 +228,29 @@ def parse_acl(text: str) -> list[ACL]:
             perms |= letters[letter]
         acl.append(ACL(perms, Id(entry[:first], entry[first + 1 : last])))
     return acl
+
+
+def parse_stats_track(text: str) -> dict[str, int]:
+    """Parse ZooKeeper's quota record (``StatsTrack``): ``count=1,bytes=5`` or, since
+    3.7, ``count=-1,bytes=-1=;byteHardLimit=-1;countHardLimit=3``. Unreadable entries
+    are skipped."""
+    values: dict[str, int] = {}
+    for entry in text.replace("=;", ";").replace(",", ";").split(";"):
+        key, sep, value = entry.strip().partition("=")
+        if sep:
+            with contextlib.suppress(ValueError):
+                values[key] = int(value)
+    return values
+
+
+def format_stats_track(values: Mapping[str, int]) -> str:
+    """A quota record as ZooKeeper writes it: ``count`` and ``bytes`` first, then (after
+    an extra ``=``) the other keys, sorted, each as ``;key=value``."""
+    text = f"count={values.get('count', -1)},bytes={values.get('bytes', -1)}"
+    rest = sorted(k for k in values if k not in ("count", "bytes"))
+    if rest:
+        text += "=" + "".join(f";{key}={values[key]}" for key in rest)
+    return text
 
 
 def format_whoami(infos: Iterable[ClientInfo]) -> list[str]:

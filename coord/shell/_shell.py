@@ -84,9 +84,11 @@ from ._format import (
     format_children,
     format_data,
     format_stat,
+    format_stats_track,
     format_whoami,
     parse_acl,
     parse_options,
+    parse_stats_track,
     split_command,
     stat_json,
 )
@@ -100,6 +102,11 @@ USAGE: Final = 2
 UNKNOWN: Final = 127
 
 CONFIG_NODE: Final = "/zookeeper/config"
+QUOTA_ROOT: Final = "/zookeeper/quota"
+QUOTA_LIMITS: Final = "zookeeper_limits"
+QUOTA_STATS: Final = "zookeeper_stats"
+_QUOTA_KEYS: Final = {"n": "count", "b": "bytes", "N": "countHardLimit", "B": "byteHardLimit"}
+_NEW_LIMITS: Final = {"count": -1, "bytes": -1, "countHardLimit": -1, "byteHardLimit": -1}
 _HISTORY_SHOWN: Final = 11
 
 
@@ -238,6 +245,19 @@ COMMANDS: dict[str, ShellCommand] = {
             summary="print a node's (-R: subtree's) changes until Ctrl-C",
         ),
         ShellCommand("whoami", "whoami ", paths=(), summary="this session's identities"),
+        ShellCommand(
+            "setquota",
+            "setquota -n|-b|-N|-B val path",
+            valued="nbNB",
+            summary="set a quota on a subtree (-n/-b soft, -N/-B hard: nodes/bytes)",
+        ),
+        ShellCommand("listquota", "listquota path", summary="a subtree's quota and usage"),
+        ShellCommand(
+            "delquota",
+            "delquota [-n|-b|-N|-B] path",
+            flags="nbNB",
+            summary="remove a quota, or one of its limits",
+        ),
     )
 }
 _BY_LOWER = {name.lower(): command for name, command in COMMANDS.items()}
@@ -258,6 +278,7 @@ class _Output:
     lines: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     fields: dict[str, Any] = field(default_factory=dict)
+    errors_first: bool = False  # zkCli prints the stderr lines first
 
 
 class Shell:
@@ -427,7 +448,10 @@ class Shell:
                 }
             )
         else:
-            self.write(message if usage is None else usage, error=True)
+            if message != usage:
+                self.write(message, error=True)
+            if usage is not None:
+                self.write(usage, error=True)
         return USAGE
 
     def _run(self, command: ShellCommand, options: Options) -> int:
@@ -475,10 +499,12 @@ class Shell:
                 return OK
             self._json({"command": command.name, "ok": True, **output.fields})
         else:
-            for text in output.lines:
-                self.write(text)
-            for text in output.errors:
-                self.write(text, error=True)
+            streams = [(output.lines, False), (output.errors, True)]
+            if output.errors_first:
+                streams.reverse()
+            for lines, error in streams:
+                for text in lines:
+                    self.write(text, error=error)
         return OK
 
     @staticmethod
@@ -880,6 +906,134 @@ class Shell:
         body = reply.body
         assert isinstance(body, GetDataResponse)
         return body.data, body.stat
+
+    # --- quotas: ZooKeeper's znodes under /zookeeper/quota (docs/operations.md#quotas) -------
+
+    def _cmd_setquota(self, options: Options) -> _Output:
+        usage = COMMANDS["setquota"].usage
+        (path,) = self._args(options, 1, 1, usage)
+        if len(options.values) != 1:
+            raise UsageError(usage)
+        ((letter, text),) = options.values.items()
+        try:
+            value = int(text)
+        except ValueError:
+            raise UsageError(f"setquota: -{letter} takes a number, not {text!r}") from None
+        if path.startswith(QUOTA_ROOT):
+            raise _Failed(f"cannot set a quota under the path: {QUOTA_ROOT}", error="BadPath")
+        client = self.client
+        if client.exists(path, timeout=self.timeout) is None:
+            raise _Failed(f"{path} does not exist.", error="NoNodeError")
+        self._check_quota_neighbours(path)
+        node = QUOTA_ROOT
+        for part in path.strip("/").split("/"):
+            node = f"{node}/{part}"
+            with contextlib.suppress(coord.NodeExistsError):
+                self._create_raw(node, None)
+        limits_path = f"{node}/{QUOTA_LIMITS}"
+        key = _QUOTA_KEYS[letter]
+        try:
+            data, _ = self._get(limits_path, watch=False)
+        except coord.NoNodeError:
+            limits = dict(_NEW_LIMITS, **{key: value})
+            self._create_raw(limits_path, format_stats_track(limits).encode())
+            with contextlib.suppress(coord.NodeExistsError):
+                self._create_raw(f"{node}/{QUOTA_STATS}", b"count=0,bytes=0")
+        else:
+            limits = parse_stats_track(format_data(data))
+            limits[key] = value
+            client.set(limits_path, format_stats_track(limits).encode(), timeout=self.timeout)
+        return _Output(fields={"path": path, "limits": limits})
+
+    def _check_quota_neighbours(self, path: str) -> None:
+        """zkCli refuses a quota below or above another one."""
+        client = self.client
+        node = QUOTA_ROOT
+        own = QUOTA_ROOT + path
+        for part in path.strip("/").split("/"):
+            node = f"{node}/{part}"
+            try:
+                children = client.children(node, timeout=self.timeout)
+            except coord.NoNodeError:
+                break
+            if node != own and QUOTA_LIMITS in children:
+                above = node[len(QUOTA_ROOT) :]
+                raise _Failed(f"{path} has a parent {above} which has a quota", error="Quota")
+        if client.exists(own, timeout=self.timeout) is None:
+            return
+        for below in self._walk(own):
+            if below == own:
+                continue
+            try:
+                children = client.children(below, timeout=self.timeout)
+            except coord.NoNodeError:
+                continue
+            if QUOTA_LIMITS in children:
+                child = below[len(QUOTA_ROOT) :]
+                raise _Failed(f"{path} has a child {child} which has a quota", error="Quota")
+
+    def _create_raw(self, path: str, data: bytes | None) -> None:
+        client = self.client
+        client.run(
+            self._raw_create,
+            client.client,
+            path,
+            data,
+            None,
+            False,
+            False,
+            False,
+            None,
+            timeout=self.timeout,
+        )
+
+    def _cmd_listquota(self, options: Options) -> _Output:
+        (path,) = self._args(options, 1, 1, COMMANDS["listquota"].usage)
+        limits_path = f"{QUOTA_ROOT}{path}/{QUOTA_LIMITS}"
+        errors = [f"absolute path is {limits_path}"]
+        try:
+            data, _ = self._get(limits_path, watch=False)
+            limits = parse_stats_track(format_data(data))
+            data, _ = self._get(f"{QUOTA_ROOT}{path}/{QUOTA_STATS}", watch=False)
+            stats = parse_stats_track(format_data(data))
+        except coord.NoNodeError:
+            if self.json_mode:
+                raise _Failed(f"quota for {path} does not exist.", error="NoQuota") from None
+            return _Output(errors=[*errors, f"quota for {path} does not exist."])
+        return _Output(
+            [
+                f"Output quota for {path} {format_stats_track(limits)}",
+                f"Output stat for {path} {format_stats_track(stats)}",
+            ],
+            errors,
+            fields={"path": path, "limits": limits, "stats": stats},
+            errors_first=True,
+        )
+
+    def _cmd_delquota(self, options: Options) -> _Output:
+        (path,) = self._args(options, 1, 1, COMMANDS["delquota"].usage)
+        if len(options.flags) > 1:
+            raise UsageError(COMMANDS["delquota"].usage)
+        client = self.client
+        node = QUOTA_ROOT + path
+        limits_path = f"{node}/{QUOTA_LIMITS}"
+        try:
+            data, _ = self._get(limits_path, watch=False)
+        except coord.NoNodeError:
+            if self.json_mode:
+                raise _Failed(f"Quota does not exist for {path}", error="NoQuota") from None
+            return _Output([f"Quota does not exist for {path}"])
+        if options.flags:
+            limits = parse_stats_track(format_data(data))
+            limits[_QUOTA_KEYS[next(iter(options.flags))]] = -1
+            client.set(limits_path, format_stats_track(limits).encode(), timeout=self.timeout)
+            return _Output(fields={"path": path, "limits": limits})
+        for child in client.children(node, timeout=self.timeout):
+            client.delete(f"{node}/{child}", timeout=self.timeout)
+        while node != QUOTA_ROOT and not client.children(node, timeout=self.timeout):
+            client.delete(node, timeout=self.timeout)
+            node = node.rsplit("/", 1)[0]
+        return _Output(fields={"path": path, "limits": None})
 
     def _cmd_addWatch(self, options: Options) -> _Output:
         (path,) = self._args(options, 1, 1, COMMANDS["addWatch"].usage)
