@@ -46,6 +46,7 @@ import anyio
 import coord
 from coord.client import (
     Client,
+    ConnectionState,
     OneShotWatch,
     SyncClient,
     SyncWatchStream,
@@ -108,6 +109,11 @@ QUOTA_STATS: Final = "zookeeper_stats"
 _QUOTA_KEYS: Final = {"n": "count", "b": "bytes", "N": "countHardLimit", "B": "byteHardLimit"}
 _NEW_LIMITS: Final = {"count": -1, "bytes": -1, "countHardLimit": -1, "byteHardLimit": -1}
 _HISTORY_SHOWN: Final = 11
+_KEEPER_STATES: Final = {
+    ConnectionState.SUSPENDED: KeeperState.DISCONNECTED,
+    ConnectionState.RECONNECTED: KeeperState.SYNC_CONNECTED,
+    ConnectionState.LOST: KeeperState.EXPIRED,
+}
 
 
 class _Failed(Exception):
@@ -335,6 +341,7 @@ class Shell:
             self.hosts, session_timeout=self.session_timeout, auth=self._auth
         )
         client.open()
+        client.add_listener(self._on_state)
         self._client = client
 
     def close(self) -> None:
@@ -398,6 +405,19 @@ class Shell:
         else:
             with self._lock:
                 self._out.write(f"\nWATCHER::\n\n{event_line(event_type, path, state)}\n")
+                self._out.flush()
+
+    def _on_state(self, state: ConnectionState) -> None:
+        """Report losing and regaining the connection, as zkCli's watcher does."""
+        keeper = _KEEPER_STATES.get(state)
+        if keeper is None or not self.print_watches:
+            return
+        if self.json_mode:
+            self._json({"watch": {**event_json(EventType.NONE, "", -1, keeper), "path": None}})
+        else:
+            with self._lock:
+                line = event_line(EventType.NONE, "null", keeper)
+                self._out.write(f"\nWATCHER::\n\n{line}\n")
                 self._out.flush()
 
     # --- running commands -----------------------------------------------------------------
@@ -539,26 +559,19 @@ class Shell:
     ) -> tuple[bytes | None, Stat]:
         client = self.client
         spath = path if server_path else client.client._server_path(path)
-        watcher = self._one_shot("data", path, spath) if watch else None
-        return client.run(self._raw_get, client.client, path, spath, watcher, timeout=self.timeout)
+        watcher = OneShotWatch(path) if watch else None
+        data, stat = client.run(
+            self._raw_get, client.client, path, spath, watcher, timeout=self.timeout
+        )
+        if watcher is not None:  # set: the read succeeded
+            self._track("data", path, watcher, spath)
+        return data, stat
 
-    def _one_shot(self, kind: str, path: str, spath: str) -> OneShotWatch:
-        watcher = OneShotWatch(path)
+    def _track(self, kind: str, path: str, watcher: OneShotWatch, spath: str | None = None) -> None:
+        """Keep a one-shot watch the server accepted, until it fires or is removed."""
+        if spath is None:
+            spath = self.client.client._server_path(path)
         entry = _Watch(kind, path, spath, watcher)
-
-        def fired(event: WatchedEvent) -> None:
-            with contextlib.suppress(ValueError):
-                self._watches.remove(entry)
-            if event.type != EventType.NONE:
-                self._print_event(event.type, event.path, event.zxid, event.state)
-
-        watcher.add_callback(fired)
-        self._watches.append(entry)
-        return watcher
-
-    def _track(self, kind: str, path: str, watcher: OneShotWatch) -> None:
-        """Adopt a one-shot watch the SDK set (ls -w, stat -w)."""
-        entry = _Watch(kind, path, self.client.client._server_path(path), watcher)
 
         def fired(event: WatchedEvent) -> None:
             with contextlib.suppress(ValueError):

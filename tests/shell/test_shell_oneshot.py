@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 
 from shell_support import ShellRun
@@ -218,6 +219,8 @@ def test_Shell_one_shot_watches_print_like_zkcli(target, root: str, shell: Run) 
         f"set {root} b",
         f"ls -w {root}",
         f"create {root}/c",
+        f"get -w {root}/gone",
+        f"removewatches {root}/gone",
         f"stat -w {root}/nope",
         f"removewatches {root}/nope",
         f"removewatches {root}",
@@ -231,6 +234,13 @@ def test_Shell_one_shot_watches_print_like_zkcli(target, root: str, shell: Run) 
         "printwatches",
     )
     assert result.status == 1
+    # A watch the server refused (get -w on a missing node) is not there to remove.
+    assert result.err.splitlines()[:4] == [
+        f"Created {root}",
+        f"Created {root}/c",
+        f"Node does not exist: {root}/gone",
+        f"KeeperErrorCode = No such watcher for {root}/gone",
+    ]
     assert f"KeeperErrorCode = No such watcher for {root}" in result.err.splitlines()
     events = [line for line in result.out.splitlines() if line.startswith("WatchedEvent")]
     # The stat -w watch on a missing node stays until removewatches removes it.
@@ -374,3 +384,27 @@ def test_coord_shell_command_reads_stdin_and_exits_with_the_status(coord_session
         check=False,
     )
     assert proc.returncode == 1 and "cannot connect to 127.0.0.1:1" in proc.stderr
+
+
+def test_Shell_reports_losing_and_regaining_the_connection(target) -> None:
+    """As zkCli's watcher does: Disconnected, then SyncConnected with the same session."""
+    from coord.client._testing import drop_connection
+
+    out = io.StringIO()
+    shell = Shell(target.address, out=out, err=io.StringIO(), timeout=10)
+    shell.connect()
+    try:
+        session = shell.client.session_id
+        shell.client.run(drop_connection, shell.client.client)
+        assert shell.execute("sync /") == 0  # waits for the reconnection
+        expected = [
+            "WatchedEvent state:Disconnected type:None path:null",
+            "WatchedEvent state:SyncConnected type:None path:null",
+        ]
+        deadline = time.monotonic() + 10  # listeners run on the client's callback thread
+        while [x for x in out.getvalue().splitlines() if x.startswith("Watched")] != expected:
+            assert time.monotonic() < deadline, out.getvalue()
+            time.sleep(0.02)
+        assert shell.client.session_id == session and shell.state == "CONNECTED"
+    finally:
+        shell.close()
