@@ -323,12 +323,21 @@ def _add_shell_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
         "--session-timeout", type=float, default=30.0, metavar="SECONDS", help="[default: 30]"
     )
     _add_auth_argument(shell)
+    tls = shell.add_argument_group("TLS", "for a server's secure port (any option turns TLS on)")
+    tls.add_argument("--tls", action="store_true", help="TLS, trusting the system's CAs")
+    tls.add_argument("--tls-ca", metavar="FILE", help="PEM file of the CAs to trust")
+    tls.add_argument("--tls-cert", metavar="FILE", help="PEM client certificate")
+    tls.add_argument("--tls-key", metavar="FILE", help="its key, if not in --tls-cert")
 
 
 def _shell(args: argparse.Namespace) -> int:
+    from coord.client import TlsOptions
     from coord.shell import run_shell
 
     pairs, _ids = _auth(args.auth)
+    tls = None
+    if args.tls or args.tls_ca or args.tls_cert or args.tls_key:
+        tls = TlsOptions(ca=args.tls_ca, cert=args.tls_cert, key=args.tls_key)
     return run_shell(
         args.server,
         commands=args.shell_commands,
@@ -337,6 +346,7 @@ def _shell(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         auth=pairs,
         exit_on_error=args.exit_on_error,
+        tls=tls,
     )
 
 

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import TextIO
 
+from coord.client import TlsOptions
 from coord.protocol import AuthFailedError, ConnectionLossError, CoordError
 
 from ._shell import COMMANDS, FAILED, OK, Shell
@@ -135,6 +136,7 @@ def run_shell(
     timeout: float = 30.0,
     auth: Sequence[tuple[str, bytes]] = (),
     exit_on_error: bool = False,
+    tls: TlsOptions | None = None,
     stdin: TextIO | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
@@ -149,6 +151,7 @@ def run_shell(
         timeout: seconds allowed for each operation.
         auth: ``(scheme, credentials)`` pairs to authenticate with.
         exit_on_error: stop at the first command that fails.
+        tls: connect with TLS (a server's secure port) with these settings.
         stdin: where commands come from (default ``sys.stdin``).
         stdout: where results go (default ``sys.stdout``).
         stderr: where errors go (default ``sys.stderr``).
@@ -167,6 +170,7 @@ def run_shell(
         session_timeout=session_timeout,
         timeout=timeout,
         auth=auth,
+        tls=tls,
     )
     try:
         shell.connect()

@@ -50,6 +50,7 @@ from coord.client import (
     OneShotWatch,
     SyncClient,
     SyncWatchStream,
+    TlsOptions,
     WatchedEvent,
     WatchStream,
 )
@@ -298,6 +299,7 @@ class Shell:
         session_timeout: seconds, asked of the server.
         timeout: seconds allowed for each operation.
         auth: ``(scheme, credentials)`` pairs sent on connecting.
+        tls: TLS settings for servers' secure ports (:class:`~coord.client.TlsOptions`).
     """
 
     def __init__(
@@ -310,8 +312,10 @@ class Shell:
         session_timeout: float = 30.0,
         timeout: float = 30.0,
         auth: Sequence[tuple[str, bytes]] = (),
+        tls: TlsOptions | None = None,
     ) -> None:
         self.hosts = hosts
+        self.tls = tls
         self.json_mode = json_mode
         self.timeout = timeout
         self.session_timeout = session_timeout
@@ -338,7 +342,7 @@ class Shell:
         if hosts is not None:
             self.hosts = hosts
         client = coord.connect_sync(
-            self.hosts, session_timeout=self.session_timeout, auth=self._auth
+            self.hosts, session_timeout=self.session_timeout, auth=self._auth, tls=self.tls
         )
         client.open()
         client.add_listener(self._on_state)
