@@ -110,6 +110,11 @@ QUOTA_STATS: Final = "zookeeper_stats"
 _QUOTA_KEYS: Final = {"n": "count", "b": "bytes", "N": "countHardLimit", "B": "byteHardLimit"}
 _NEW_LIMITS: Final = {"count": -1, "bytes": -1, "countHardLimit": -1, "byteHardLimit": -1}
 _HISTORY_SHOWN: Final = 11
+_PROMPT_STATES: Final = {
+    ConnectionState.RECONNECTED: "CONNECTED",
+    ConnectionState.SUSPENDED: "CONNECTING",
+    ConnectionState.LOST: "EXPIRED",
+}
 _KEEPER_STATES: Final = {
     ConnectionState.SUSPENDED: KeeperState.DISCONNECTED,
     ConnectionState.RECONNECTED: KeeperState.SYNC_CONNECTED,
@@ -361,12 +366,13 @@ class Shell:
 
     @property
     def state(self) -> str:
-        """``CONNECTED``, ``CLOSED``, ... as the prompt shows it."""
+        """The session's state as the prompt shows it: ``CONNECTED``, ``CONNECTING``
+        (the connection was lost; reconnecting with the same session), ``EXPIRED``,
+        ``CLOSED``."""
         client = self._client
         if client is None or client.state is None:
             return "CLOSED"
-        name = client.state.name
-        return "CONNECTED" if name == "RECONNECTED" else name
+        return _PROMPT_STATES.get(client.state, client.state.name)
 
     @property
     def client(self) -> SyncClient:

@@ -408,3 +408,35 @@ def test_Shell_reports_losing_and_regaining_the_connection(target) -> None:
         assert shell.client.session_id == session and shell.state == "CONNECTED"
     finally:
         shell.close()
+
+
+def test_Completer_completes_commands_and_paths(target, root: str) -> None:
+    """The first word completes to commands; a word starting with / to existing paths,
+    listed from the parent on the server."""
+    from coord.shell import Completer
+
+    shell = Shell(target.address, out=io.StringIO(), err=io.StringIO(), timeout=10)
+    shell.connect()
+    try:
+        shell.execute(f"create {root}")
+        shell.execute(f"create {root}/apple")
+        shell.execute(f"create {root}/apricot")
+        shell.execute(f"create {root}/banana")
+        completer = Completer(shell)
+        assert completer.candidates("getA", "getA") == ["getAcl ", "getAllChildrenNumber "]
+        assert completer.candidates("DELETEA", "DELETEA") == ["deleteall "]
+        assert completer.candidates(f"ls {root}/ap", f"{root}/ap") == [
+            f"{root}/apple",
+            f"{root}/apricot",
+        ]
+        assert completer.candidates(f"get -s {root}/", f"{root}/") == [
+            f"{root}/apple",
+            f"{root}/apricot",
+            f"{root}/banana",
+        ]
+        assert completer.candidates(f"get {root}/nope/", f"{root}/nope/") == []
+        assert completer.candidates("get x", "x") == []
+        assert f"{root}" in completer.candidates("ls /", "/")
+        shell.execute(f"deleteall {root}")
+    finally:
+        shell.close()
