@@ -17,7 +17,8 @@ Most commands are one SDK call. A few need what the SDK keeps to itself and use 
 request layer (``Client._call``) directly: ``get`` (to tell null data, which zkCli prints
 as ``null``, from empty data), ``create`` (null data when none is given, and plain
 sequential names rather than the SDK's protected ones), ``config``, ``reconfig`` and
-``removewatches``.
+``removewatches``. The quota commands read and write ZooKeeper's quota znodes under
+``/zookeeper/quota`` in its ``StatsTrack`` text format, as zkCli.sh does.
 
 Watches. ``get -w``, ``stat -w``, ``ls -w`` and ``config -w`` set one-shot watches whose
 callbacks run on the event loop thread and print ``WATCHER::`` and the event as zkCli
@@ -1115,21 +1116,18 @@ class Shell:
         )
         one_shots = [w for w in found if isinstance(w.handle, OneShotWatch)]
         streams = [w for w in found if isinstance(w.handle, SyncWatchStream)]
-        if one_shots:
-            try:
-                client.run(
-                    self._raw_remove,
-                    client.client,
-                    path,
-                    spath,
-                    watcher_type,
-                    [w.handle for w in one_shots if isinstance(w.handle, OneShotWatch)],
-                    [w.kind for w in one_shots],
-                    "l" in options.flags,
-                    timeout=self.timeout,
-                )
-            except CoordError:
-                raise
+        if one_shots:  # the server first: a refusal leaves everything as it was
+            client.run(
+                self._raw_remove,
+                client.client,
+                path,
+                spath,
+                watcher_type,
+                [w.handle for w in one_shots if isinstance(w.handle, OneShotWatch)],
+                [w.kind for w in one_shots],
+                "l" in options.flags,
+                timeout=self.timeout,
+            )
         removed: list[dict[str, Any]] = []
         for entry in found:
             with contextlib.suppress(ValueError):
