@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 from collections.abc import Iterable, Sequence
 from typing import TextIO
 
@@ -97,8 +98,21 @@ def _interactive(shell: Shell) -> int:
     if not shell.json_mode:
         shell.write(f"Connected to {shell.hosts}. Type help for the commands, quit to leave.")
     status = OK
+    prompt = ""
+    waiting = threading.Event()  # set while input() waits for a line
+
+    def redraw() -> None:
+        if waiting.is_set():
+            with contextlib.suppress(Exception):
+                import readline
+
+                sys.stdout.write(prompt + readline.get_line_buffer())
+                sys.stdout.flush()
+
+    shell.redraw = redraw
     while not shell.quitting:
         prompt = f"[coord: {shell.hosts}({shell.state}) {len(shell.history)}] "
+        waiting.set()
         try:
             line = input(prompt)
         except EOFError:
@@ -107,6 +121,8 @@ def _interactive(shell: Shell) -> int:
         except KeyboardInterrupt:
             print()
             continue
+        finally:
+            waiting.clear()
         try:
             status = shell.execute(line)
         except KeyboardInterrupt:

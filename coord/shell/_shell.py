@@ -328,6 +328,9 @@ class Shell:
         self.history: list[str] = []
         self.print_watches = True
         self.quitting = False
+        #: Called (under the output lock) after a notification printed from another
+        #: thread, so an interactive prompt can redraw itself and the line being typed.
+        self.redraw: Callable[[], None] | None = None
         self._auth = list(auth)
         self._out = out
         self._err = err
@@ -414,9 +417,15 @@ class Shell:
         if self.json_mode:
             self._json({"watch": event_json(event_type, path, zxid, state)})
         else:
-            with self._lock:
-                self._out.write(f"\nWATCHER::\n\n{event_line(event_type, path, state)}\n")
-                self._out.flush()
+            self._notify(event_line(event_type, path, state))
+
+    def _notify(self, line: str) -> None:
+        """Print a notification as zkCli does, then let the prompt redraw itself."""
+        with self._lock:
+            self._out.write(f"\nWATCHER::\n\n{line}\n")
+            self._out.flush()
+            if self.redraw is not None:
+                self.redraw()
 
     def _on_state(self, state: ConnectionState) -> None:
         """Report losing and regaining the connection, as zkCli's watcher does."""
@@ -426,10 +435,7 @@ class Shell:
         if self.json_mode:
             self._json({"watch": {**event_json(EventType.NONE, "", -1, keeper), "path": None}})
         else:
-            with self._lock:
-                line = event_line(EventType.NONE, "null", keeper)
-                self._out.write(f"\nWATCHER::\n\n{line}\n")
-                self._out.flush()
+            self._notify(event_line(EventType.NONE, "null", keeper))
 
     # --- running commands -----------------------------------------------------------------
 

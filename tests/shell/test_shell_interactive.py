@@ -106,6 +106,23 @@ def test_Shell_in_a_terminal_completes_watches_and_stops_on_ctrl_c(terminal, roo
         term.send("Enter")
         term.wait_for(lambda s: "printwatches is on" in s, "printwatches' output")
 
+        # A notification arriving while a line is typed prints above it; the prompt and
+        # the line are drawn again, and typing goes on.
+        term.send(f"get -w {root}/alpha-node", "Enter")
+        term.wait_for(lambda s: "(CONNECTED) 3]" in s, "the prompt after get -w")
+        term.send(f"ls {root}")
+        term.wait_for(lambda s: s.rstrip().endswith(f"3] ls {root}"), "the typed line")
+        other.set(f"{root}/alpha-node", b"changed")
+        screen = term.wait_for(
+            lambda s: s.rstrip().endswith(f"3] ls {root}") and "NodeDataChanged" in s,
+            "the event above the redrawn line",
+        )
+        assert f"WatchedEvent state:SyncConnected type:NodeDataChanged path:{root}/alpha-node" in (
+            screen
+        )
+        term.send("Enter")
+        term.wait_for(lambda s: "[alpha-node]" in s and "(CONNECTED) 4]" in s, "ls' output")
+
         # watch prints events as they come, until Ctrl-C returns to the prompt.
         term.send(f"watch -R {root}", "Enter")
         term.wait_for(lambda s: "Ctrl-C to stop" in s, "the watch to start")
@@ -116,7 +133,7 @@ def test_Shell_in_a_terminal_completes_watches_and_stops_on_ctrl_c(terminal, roo
         )
         assert f"type:NodeDataChanged path:{root}/alpha-node" in screen
         term.send("C-c")
-        term.wait_for(lambda s: "(CONNECTED) 3]" in s, "the prompt after Ctrl-C")
+        term.wait_for(lambda s: "(CONNECTED) 5]" in s, "the prompt after Ctrl-C")
         term.send(f"tree {root}", "Enter")
         screen = term.wait_for(lambda s: "└── beta" in s, "the tree")
         assert "├── alpha-node" in screen
