@@ -61,7 +61,7 @@ class Terminal:
     def screen(self) -> str:
         return self.tmux("capture-pane", "-p", "-t", "shell")
 
-    def wait_for(self, check: Callable[[str], bool], what: str, timeout: float = 10) -> str:
+    def wait_for(self, check: Callable[[str], bool], what: str, timeout: float = 15) -> str:
         """Poll the screen until ``check(screen)`` holds (terminal output has no other
         completion signal); fail with the screen after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
@@ -94,7 +94,7 @@ def test_Shell_in_a_terminal_completes_watches_and_stops_on_ctrl_c(terminal, roo
     term, address = terminal
     with coord.connect_sync(address) as other:
         other.create(f"{root}/alpha-node", b"first", makepath=True)
-        term.wait_for(lambda s: "(CONNECTED) 0]" in s, "the first prompt")
+        term.wait_for(lambda s: "(CONNECTED) 0]" in s, "the first prompt", timeout=30)
 
         # Tab completes a path (listing the parent on the server), then a command name.
         term.send(f"get {root}/al", "Tab")
