@@ -252,9 +252,9 @@ COMMANDS: dict[str, ShellCommand] = {
         ShellCommand("version", "version ", paths=(), summary="the shell's version"),
         ShellCommand(
             "watch",
-            "watch [-R] [-n count] path",
+            "watch [-R] [-n count] [-t seconds] path",
             flags="R",
-            valued="n",
+            valued="nt",
             summary="print a node's (-R: subtree's) changes until Ctrl-C",
         ),
         ShellCommand("whoami", "whoami ", paths=(), summary="this session's identities"),
@@ -1212,11 +1212,14 @@ class Shell:
     def _cmd_watch(self, options: Options) -> _Output:
         (path,) = self._args(options, 1, 1, COMMANDS["watch"].usage)
         count: int | None = None
-        if "n" in options.values:
-            try:
+        deadline: float | None = None
+        try:
+            if "n" in options.values:
                 count = int(options.values["n"])
-            except ValueError:
-                raise UsageError(COMMANDS["watch"].usage) from None
+            if "t" in options.values:
+                deadline = time.monotonic() + float(options.values["t"])
+        except ValueError:
+            raise UsageError(COMMANDS["watch"].usage) from None
         client = self.client
         recursive = "R" in options.flags
         events: queue.Queue[tuple[str, Any]] = queue.Queue()
@@ -1234,6 +1237,8 @@ class Shell:
         seen = 0
         try:
             while count is None or seen < count:
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
                 try:
                     what, item = events.get(timeout=0.2)
                 except queue.Empty:

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 
+import pytest
 from shell_support import ShellRun
 
 import coord
@@ -272,8 +273,10 @@ class _Signal(io.StringIO):
         return super().write(text)
 
 
-def test_Shell_watch_streams_events_until_the_count(target, root: str) -> None:
-    """``watch -R -n 3`` prints the subtree's changes in order, then returns."""
+@pytest.mark.parametrize("recursive", [True, False], ids=["subtree", "node"])
+def test_Shell_watch_streams_events_until_the_count(target, root: str, recursive: bool) -> None:
+    """``watch -n 3`` prints the node's changes -- its data, its children list; with
+    ``-R`` the subtree's -- in order, then returns."""
     from coord.shell import run_shell
 
     out = _Signal()
@@ -290,7 +293,7 @@ def test_Shell_watch_streams_events_until_the_count(target, root: str) -> None:
         thread.start()
         status = run_shell(
             target.address,
-            commands=[f"watch -R -n 3 {root}", f"get {root}"],
+            commands=[f"watch {'-R ' if recursive else ''}-n 3 -t 30 {root}", f"get {root}"],
             json_mode=True,
             stdout=out,
             stderr=io.StringIO(),
@@ -300,11 +303,16 @@ def test_Shell_watch_streams_events_until_the_count(target, root: str) -> None:
         other.delete(root)
     started, *events, got = [json.loads(line) for line in out.getvalue().splitlines()]
     assert status == 0 and started["started"] is True
-    assert [(e["watch"]["event"], e["watch"]["path"]) for e in events] == [
-        ("NodeDataChanged", root),
-        ("NodeCreated", f"{root}/x"),
-        ("NodeDeleted", f"{root}/x"),
-    ]
+    expected = (
+        [("NodeDataChanged", root), ("NodeCreated", f"{root}/x"), ("NodeDeleted", f"{root}/x")]
+        if recursive
+        else [
+            ("NodeDataChanged", root),
+            ("NodeChildrenChanged", root),
+            ("NodeChildrenChanged", root),
+        ]
+    )
+    assert [(e["watch"]["event"], e["watch"]["path"]) for e in events] == expected
     assert got["data"] == "1"
 
 
