@@ -448,3 +448,18 @@ def test_Completer_completes_commands_and_paths(target, root: str) -> None:
         shell.execute(f"deleteall {root}")
     finally:
         shell.close()
+
+
+def test_Shell_under_a_chroot_shows_paths_relative_to_it(target, root: str, shell: Run) -> None:
+    assert shell(target.address, f"create {root}").status == 0
+    result = shell(
+        f"{target.address}{root}",
+        "create -s /job- x",
+        "create -e /eph",
+        "ls /",
+        "getEphemerals /",
+        "get /job-0000000000",
+    )
+    assert (result.status, result.err) == (0, "Created /job-0000000000\nCreated /eph\n")
+    assert result.out.splitlines() == ["[eph, job-0000000000]", "[/eph]", "x"]
+    assert shell(target.address, f"deleteall {root}").status == 0
