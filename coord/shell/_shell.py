@@ -22,13 +22,16 @@ sequential names rather than the SDK's protected ones), ``config``, ``reconfig``
 
 Watches. ``get -w``, ``stat -w``, ``ls -w`` and ``config -w`` set one-shot watches whose
 callbacks run on the event loop thread and print ``WATCHER::`` and the event as zkCli
-does (unless ``printwatches off``). ``addWatch`` opens an SDK watch stream (persistent,
-or persistent-recursive) drained by a daemon thread that prints each event. The shell
+does (unless ``printwatches off``). ``addWatch`` opens SDK watch streams -- a tree
+stream for a recursive watch; a node stream and a children stream for a persistent one,
+ZooKeeper's non-recursive persistent watch reporting both -- read by one task on the
+event loop (a :class:`_Pump`), so their events print in the order they arrived. The shell
 keeps a table of the watches it set, so ``removewatches`` can remove them on the server
 and from the client's registry and report ``DataWatchRemoved``/``ChildWatchRemoved``/
 ``PersistentWatchRemoved`` as ZooKeeper's client does; like the Java client, it refuses
 (``No such watcher``) to remove a watch this session did not set. ``watch PATH`` streams
-events in the foreground until interrupted (Ctrl-C) or ``-n`` events arrived.
+events the same way, in the foreground, until interrupted (Ctrl-C), ``-n`` events
+arrived or ``-t`` seconds passed.
 """
 
 from __future__ import annotations
@@ -50,7 +53,6 @@ from coord.client import (
     ConnectionState,
     OneShotWatch,
     SyncClient,
-    SyncWatchStream,
     TlsOptions,
     WatchedEvent,
     WatchStream,
@@ -283,7 +285,7 @@ class _Watch:
     kind: str  # "data", "child", "persistent", "persistentRecursive"
     path: str
     spath: str
-    handle: OneShotWatch | SyncWatchStream
+    handle: OneShotWatch | _Pump
 
 
 @dataclass(slots=True)
@@ -360,12 +362,11 @@ class Shell:
     def close(self) -> None:
         """Close the session (its ephemeral nodes go). Idempotent."""
         client, self._client = self._client, None
-        streams = [w.handle for w in self._watches if isinstance(w.handle, SyncWatchStream)]
+        pumps = [w.handle for w in self._watches if isinstance(w.handle, _Pump)]
         self._watches.clear()
         if client is not None:
-            for stream in streams:
-                with contextlib.suppress(CoordError, TimeoutError):
-                    stream.close()
+            for pump in pumps:
+                pump.close()
             client.close()
 
     @property
@@ -1065,7 +1066,7 @@ class Shell:
             node = node.rsplit("/", 1)[0]
         return _Output(fields={"path": path, "limits": None})
 
-    def _cmd_addWatch(self, options: Options) -> _Output:
+    def _cmd_addWatch(self, options: Options) -> _Output:  # zkCli's name
         (path,) = self._args(options, 1, 1, COMMANDS["addWatch"].usage)
         mode = options.values.get("m", "persistent_recursive").lower().replace("_", "")
         if mode not in ("persistent", "persistentrecursive"):
@@ -1076,32 +1077,16 @@ class Shell:
         # ZooKeeper keeps one persistent mode per path and session: the new one replaces.
         for old in [w for w in self._watches if w.spath == spath and w.kind.startswith("pers")]:
             self._watches.remove(old)
-            assert isinstance(old.handle, SyncWatchStream)
+            assert isinstance(old.handle, _Pump)
             old.handle.close()
-        streams = (
-            [client.watch(path), client.watch_children(path)]
-            if kind == "persistent"
-            else [client.watch_tree(path)]
-        )
-        for stream in streams:
-            stream.start(timeout=self.timeout)
-        for stream in streams:
-            children_only = stream is not streams[0]
-            self._watches.append(_Watch(kind, path, spath, stream))
-            threading.Thread(
-                target=self._drain,
-                args=(stream, children_only),
-                name=f"coord-shell-watch {path}",
-                daemon=True,
-            ).start()
-        return _Output(fields={"path": path, "mode": kind})
 
-    def _drain(self, stream: SyncWatchStream, children_only: bool) -> None:
-        with contextlib.suppress(StopIteration, CoordError):
-            for event in stream:
-                if children_only and event.type != EventType.NODE_CHILDREN_CHANGED:
-                    continue
-                self._print_event(event.type, event.path, event.zxid, event.state)
+        def emit(event: WatchedEvent) -> None:
+            self._print_event(event.type, event.path, event.zxid, event.state)
+
+        pump = _Pump(client, path, kind == "persistentRecursive", emit)
+        pump.start(self.timeout)
+        self._watches.append(_Watch(kind, path, spath, pump))
+        return _Output(fields={"path": path, "mode": kind})
 
     def _cmd_removewatches(self, options: Options) -> _Output:
         (path,) = self._args(options, 1, 1, COMMANDS["removewatches"].usage)
@@ -1121,7 +1106,7 @@ class Shell:
             which, WatcherType.ANY
         )
         one_shots = [w for w in found if isinstance(w.handle, OneShotWatch)]
-        streams = [w for w in found if isinstance(w.handle, SyncWatchStream)]
+        pumps = [w for w in found if isinstance(w.handle, _Pump)]
         if one_shots:  # the server first: a refusal leaves everything as it was
             client.run(
                 self._raw_remove,
@@ -1138,9 +1123,9 @@ class Shell:
         for entry in found:
             with contextlib.suppress(ValueError):
                 self._watches.remove(entry)
-            if isinstance(entry.handle, SyncWatchStream):
+            if isinstance(entry.handle, _Pump):
                 entry.handle.close()
-        for kind in dict.fromkeys(w.kind for w in one_shots + streams[:1]):
+        for kind in dict.fromkeys(w.kind for w in one_shots + pumps):
             event_type = {
                 "data": EventType.DATA_WATCH_REMOVED,
                 "child": EventType.CHILD_WATCH_REMOVED,
@@ -1220,60 +1205,41 @@ class Shell:
                 deadline = time.monotonic() + float(options.values["t"])
         except ValueError:
             raise UsageError(COMMANDS["watch"].usage) from None
-        client = self.client
         recursive = "R" in options.flags
-        events: queue.Queue[tuple[str, Any]] = queue.Queue()
-        stop: anyio.Event | None = None
-
-        def pump() -> None:
-            try:
-                client.run(_merge_streams, client.client, path, recursive, events)
-            except BaseException as exc:  # reported to the waiting thread
-                events.put(("error", exc))
-            events.put(("end", None))
-
-        thread = threading.Thread(target=pump, name=f"coord-shell-watch {path}", daemon=True)
-        thread.start()
+        events: queue.Queue[WatchedEvent] = queue.Queue()
+        pump = _Pump(self.client, path, recursive, events.put)
         seen = 0
         try:
+            pump.start(self.timeout)
+            if self.json_mode:
+                self._json({"command": "watch", "ok": True, "path": path, "started": True})
+            else:
+                scope = "subtree" if recursive else "node"
+                self.write(f"watching the {scope} {path} (Ctrl-C to stop)", error=True)
             while count is None or seen < count:
                 if deadline is not None and time.monotonic() >= deadline:
                     break
                 try:
-                    what, item = events.get(timeout=0.2)
+                    event = events.get(timeout=0.2)
                 except queue.Empty:
+                    if pump.ended.is_set() and events.empty():
+                        if isinstance(pump.error, CoordError):
+                            raise pump.error from None
+                        raise _Failed("the watch ended: the session was closed") from None
                     continue
-                if what == "started":
-                    stop = item
-                    if self.json_mode:
-                        self._json({"command": "watch", "ok": True, "path": path, "started": True})
-                    else:
-                        scope = "subtree" if recursive else "node"
-                        self.write(f"watching the {scope} {path} (Ctrl-C to stop)", error=True)
-                elif what == "event":
-                    seen += 1
-                    event: WatchedEvent = item
-                    if self.json_mode:
-                        self._json(
-                            {"watch": event_json(event.type, event.path, event.zxid, event.state)}
-                        )
-                    else:
-                        stamp = time.strftime("%H:%M:%S")
-                        self.write(f"{stamp} {event_line(event.type, event.path, event.state)}")
-                elif what == "error":
-                    if isinstance(item, CoordError | TimeoutError):
-                        raise item
-                    raise _Failed(f"the watch failed: {item!r}") from item
+                seen += 1
+                if self.json_mode:
+                    self._json(
+                        {"watch": event_json(event.type, event.path, event.zxid, event.state)}
+                    )
                 else:
-                    raise _Failed("the watch ended: the session was closed", error="ClientClosed")
+                    stamp = time.strftime("%H:%M:%S")
+                    self.write(f"{stamp} {event_line(event.type, event.path, event.state)}")
         except KeyboardInterrupt:
             if not self.json_mode:
                 self.write("")
         finally:
-            if stop is not None:
-                with contextlib.suppress(CoordError, RuntimeError):
-                    client.run(_set_event, stop)
-            thread.join(timeout=self.timeout)
+            pump.close()
         return _Output(fields={"path": path, "events": seen, "_silent": True})
 
 
@@ -1281,15 +1247,16 @@ async def _merge_streams(
     client: Client,
     path: str,
     recursive: bool,
-    events: queue.Queue[tuple[str, Any]],
+    started: Callable[[anyio.Event], object],
+    emit: Callable[[WatchedEvent], object],
 ) -> None:
-    """Forward the events of ``path`` (``recursive``: of its subtree) into ``events``,
-    in the order they arrived, until the ``anyio.Event`` it queued with ``"started"``
-    is set.
+    """Hand the events of ``path`` (``recursive``: of its subtree) to ``emit``, in the
+    order they arrived, until the ``anyio.Event`` given to ``started`` is set.
 
     A node's own events come from a data stream and its children's from a children
     stream (ZooKeeper's non-recursive persistent watch reports both); both are read in
-    this one event loop, so their events are queued in arrival order.
+    this one event loop, so their events are emitted in arrival order. Both callbacks
+    run on the event loop thread and must not block.
     """
     streams = (
         [client.watch_tree(path)]
@@ -1300,20 +1267,74 @@ async def _merge_streams(
         for stream in streams:
             await stack.enter_async_context(stream)
         stop = anyio.Event()
-        events.put(("started", stop))
+        started(stop)
         async with anyio.create_task_group() as tg:
 
             async def forward(stream: WatchStream, children_only: bool) -> None:
                 async for event in stream:
                     if children_only and event.type != EventType.NODE_CHILDREN_CHANGED:
                         continue
-                    events.put(("event", event))
+                    emit(event)
                 tg.cancel_scope.cancel()
 
             for i, stream in enumerate(streams):
                 tg.start_soon(forward, stream, i == 1)
             await stop.wait()
             tg.cancel_scope.cancel()
+
+
+class _Pump:
+    """Watch streams read on the client's event loop by a task that a thread of ours
+    waits for (``SyncClient.run``), their events handed to ``emit`` in arrival order."""
+
+    def __init__(
+        self,
+        client: SyncClient,
+        path: str,
+        recursive: bool,
+        emit: Callable[[WatchedEvent], object],
+    ) -> None:
+        self._client = client
+        self._stop: anyio.Event | None = None
+        self._started = threading.Event()
+        self.ended = threading.Event()
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(path, recursive, emit), name=f"coord-shell {path}", daemon=True
+        )
+
+    def start(self, timeout: float) -> None:
+        """Register the watches; raise what prevented it."""
+        self._thread.start()
+        if not self._started.wait(timeout):
+            self.close()
+            raise TimeoutError
+        if self.error is not None:
+            raise self.error
+
+    def _run(self, path: str, recursive: bool, emit: Callable[[WatchedEvent], object]) -> None:
+        try:
+            self._client.run(
+                _merge_streams, self._client.client, path, recursive, self._on_start, emit
+            )
+        except BaseException as exc:  # reported by start(), or ended the watch
+            self.error = exc
+        finally:
+            self._started.set()
+            self.ended.set()
+
+    def _on_start(self, stop: anyio.Event) -> None:
+        self._stop = stop
+        self._started.set()
+
+    def close(self) -> None:
+        """Remove the watches and wait for the task to end. Idempotent."""
+        stop = self._stop
+        if stop is not None and not self.ended.is_set():
+            with contextlib.suppress(CoordError, RuntimeError):
+                self._client.run(_set_event, stop)
+        if self._thread.ident is not None:
+            self._thread.join(10)
 
 
 async def _set_event(event: anyio.Event) -> None:

@@ -53,6 +53,8 @@ COMMANDS = (
     "getAllChildrenNumber {R}",
     "getEphemerals {R}",
     "sync {R}",
+    "config",
+    "reconfig -remove 9",
     "whoami",
     "addauth digest u:p",
     "whoami",
@@ -103,3 +105,45 @@ def test_Shell_prints_what_zkcli_prints(target, root: str) -> None:
             ), command
     finally:
         shell.close()
+
+
+WATCH_COMMANDS = (
+    "create {R} a",
+    "get -w {R}",
+    "set {R} b",
+    "ls -w {R}",
+    "create {R}/c",
+    "addWatch {R}",
+    "create {R}/c/d",
+    "set {R}/c/d x",
+    "removewatches {R}",
+    "stat -w {R}/nope",
+    "removewatches {R}/nope",
+    "removewatches {R}/nope",
+    "addWatch -m persistent {R}",
+    "create {R}/e",
+    "removewatches -d {R}",
+    "deleteall {R}",
+)
+
+
+def test_Shell_prints_the_watch_events_zkcli_prints(target, root: str) -> None:
+    """The same watches, set and removed, fire the same events in the same order."""
+    require_zookeeper()
+    zk_root, our_root = f"{root}-zkcli", f"{root}-shell"
+    expected = run_zkcli(target.address, *(c.format(R=zk_root) for c in WATCH_COMMANDS))
+    theirs = [e for e in expected.events if "type:None" not in e]
+
+    out, err = io.StringIO(), io.StringIO()
+    shell = Shell(target.address, out=out, err=err, timeout=10)
+    shell.connect()
+    try:
+        for command, their_output in zip(WATCH_COMMANDS, expected.outputs, strict=True):
+            err.seek(0), err.truncate()
+            shell.execute(command.format(R=our_root))
+            assert _normal(err.getvalue(), our_root) == _normal(their_output.stderr, zk_root)
+    finally:
+        shell.close()
+    ours = [line for line in out.getvalue().splitlines() if line.startswith("WatchedEvent")]
+    assert len(theirs) >= 6
+    assert [_normal(e, our_root) for e in ours] == [_normal(e, zk_root) for e in theirs]
