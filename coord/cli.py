@@ -130,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_arguments(plugins_list)
     _add_tool_commands(commands)
     _add_certs_command(commands)
+    _add_shell_command(commands)
     return parser
 
 
@@ -284,6 +285,69 @@ def _add_certs_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     certs.add_argument("--org", default=None, help="organisation (O=) of client subjects")
     certs.add_argument("--days", type=int, default=365, help="validity in days [default: 365]")
+
+
+def _add_shell_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``coord shell``: zkCli.sh's commands and more (:mod:`coord.shell`, docs/shell.md)."""
+    shell = commands.add_parser(
+        "shell",
+        help="an interactive ZooKeeper shell (zkCli.sh's commands, tree, watch, JSON)",
+        description="A shell for coord and Apache ZooKeeper with zkCli.sh's commands and "
+        "output, tab completion, `tree` and `watch`. With -c it runs commands and exits; "
+        "when stdin is not a terminal it runs stdin's lines. Exit status: 0, or that of "
+        "the last failed command (1 failed operation, 2 bad command line, 127 unknown).",
+    )
+    shell.add_argument(
+        "server",
+        nargs="?",
+        default="127.0.0.1:2181",
+        metavar="HOST:PORT[,...][/chroot]",
+        help="connect string [default: 127.0.0.1:2181]",
+    )
+    shell.add_argument(
+        "-c",
+        dest="shell_commands",
+        action="append",
+        default=[],
+        metavar="COMMAND",
+        help='run this command and exit (repeatable), e.g. -c "get /x"',
+    )
+    shell.add_argument("--json", action="store_true", help="one JSON object per command")
+    shell.add_argument(
+        "--exit-on-error", action="store_true", help="stop at the first command that fails"
+    )
+    shell.add_argument(
+        "--timeout", type=float, default=30.0, metavar="SECONDS", help="per operation [30]"
+    )
+    shell.add_argument(
+        "--session-timeout", type=float, default=30.0, metavar="SECONDS", help="[default: 30]"
+    )
+    _add_auth_argument(shell)
+    tls = shell.add_argument_group("TLS", "for a server's secure port (any option turns TLS on)")
+    tls.add_argument("--tls", action="store_true", help="TLS, trusting the system's CAs")
+    tls.add_argument("--tls-ca", metavar="FILE", help="PEM file of the CAs to trust")
+    tls.add_argument("--tls-cert", metavar="FILE", help="PEM client certificate")
+    tls.add_argument("--tls-key", metavar="FILE", help="its key, if not in --tls-cert")
+
+
+def _shell(args: argparse.Namespace) -> int:
+    from coord.client import TlsOptions
+    from coord.shell import run_shell
+
+    pairs, _ids = _auth(args.auth)
+    tls = None
+    if args.tls or args.tls_ca or args.tls_cert or args.tls_key:
+        tls = TlsOptions(ca=args.tls_ca, cert=args.tls_cert, key=args.tls_key)
+    return run_shell(
+        args.server,
+        commands=args.shell_commands,
+        json_mode=args.json,
+        session_timeout=args.session_timeout,
+        timeout=args.timeout,
+        auth=pairs,
+        exit_on_error=args.exit_on_error,
+        tls=tls,
+    )
 
 
 def _certs(args: argparse.Namespace) -> int:
@@ -714,4 +778,5 @@ _TOOLS: dict[tuple[str, str | None], Callable[[argparse.Namespace], int]] = {
     ("export", None): _export,
     ("import", None): _import,
     ("certs", None): _certs,
+    ("shell", None): _shell,
 }
