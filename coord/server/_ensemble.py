@@ -446,6 +446,7 @@ class Replicator:
                     # the remaining voters so that they do not split the vote.
                     others = sorted(v for v in raft.voters if v != sender)
                     rank = others.index(self.id) if self.id in others else len(others)
+                    log.info("the link from leader %d closed: campaigning soon", sender)
                     raft.forget_leader(1 + 3 * rank)
             elif kind == _LINK_UP:
                 # The peer may have restarted, perhaps without its data.

@@ -30,6 +30,7 @@ tested alone).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -214,6 +215,14 @@ class _Link:
         self.out = bytearray()
         self.wakeup = anyio.Event()
         self.connected = False
+        #: Set when the peer dialled us: it is up, so redial now instead of backing off.
+        self.redial = anyio.Event()
+
+    async def back_off(self, delay: float) -> None:
+        """Wait ``delay`` seconds before redialling, or less if the peer shows up."""
+        with anyio.move_on_after(delay):
+            await self.redial.wait()
+        self.redial = anyio.Event()
 
 
 class PeerNetwork:
@@ -338,6 +347,9 @@ class PeerNetwork:
                     raise PeerAuthError(f"peer claiming id {dialer} does not know the secret")
             peer = dialer
             self.incoming[peer] = self.incoming.get(peer, 0) + 1
+            link = self._links[peer]
+            if not link.connected:
+                link.redial.set()  # it is up (it restarted?): dial it back at once
             on_frame = self.on_frame
             buffer = receiver.buffer
             while True:
@@ -383,7 +395,7 @@ class PeerNetwork:
             ) as exc:
                 if isinstance(exc, PeerAuthError):
                     log.error("peer %d refused us: %s", link.peer, exc)
-                await anyio.sleep(delay)
+                await link.back_off(delay)
                 delay = min(1.0, delay * 2)
                 continue
             delay = 0.05
@@ -394,15 +406,31 @@ class PeerNetwork:
                 self.on_link_up(link.peer)
             log.debug("link to peer %d up", link.peer)
             try:
-                async with stream:
+                async with stream, anyio.create_task_group() as tg:
+                    tg.start_soon(self._watch_close, link, stream, tg.cancel_scope)
                     await self._send_loop(link, stream)
+                    tg.cancel_scope.cancel()
             except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                 pass
             finally:
                 link.connected = False
                 link.out = bytearray()
             log.debug("link to peer %d down", link.peer)
-            await anyio.sleep(delay)
+            await link.back_off(delay)
+
+    async def _watch_close(
+        self, link: _Link, stream: anyio.abc.ByteStream, scope: anyio.CancelScope
+    ) -> None:
+        """The peer never sends on a link we dialled: a read ends only when it closes (its
+        process died, it restarted), which we learn at once instead of at the next send."""
+        with contextlib.suppress(
+            anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError
+        ):
+            while await stream.receive():
+                pass
+        link.connected = False
+        link.wakeup.set()
+        scope.cancel()
 
     async def _dial(self, link: _Link) -> anyio.abc.ByteStream:
         host, port = link.address
