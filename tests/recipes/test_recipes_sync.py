@@ -168,11 +168,14 @@ def test_DoubleBarrier_with_enters_and_leaves_together(
     """Two members in two threads: neither is inside before both entered."""
     path = f"{root}/db"
     inside: list[int] = []
+    # Neither leaves before both looked: a member that leaves removes its node at once.
+    both_looked = threading.Barrier(2, timeout=WAIT)
 
     def member(client: SyncClient, index: int) -> None:
         with DoubleBarrier(client, path, 2, identifier=f"m{index}"):
             inside.append(index)
             assert client.run(DoubleBarrier(client, path, 2)._members) == ["m0", "m1"]
+            both_looked.wait()
 
     run_threads(lambda: member(sync, 0), lambda: member(sync2, 1))
     assert sorted(inside) == [0, 1]
