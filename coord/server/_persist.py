@@ -18,7 +18,7 @@ import struct
 from collections.abc import Callable
 
 from coord.protocol import ACL, Id, ProtocolError, Reader
-from coord.protocol._jute import write_buffer, write_int, write_string
+from coord.protocol._jute import INT, write_int, write_string
 
 from ._apply import Session, StateMachine
 from ._storage import LogStore, StoreCorruptedError
@@ -32,32 +32,48 @@ _SESSION = struct.Struct(">Bi")
 _SESSION_V2 = struct.Struct(">BiB")
 
 
-def encode_node(node: Node) -> bytes:
-    """A znode's record (without its children)."""
-    data = node.data
-    out = bytearray(
-        _NODE_FIXED.pack(
-            _NODE_V1,
-            node.czxid,
-            node.mzxid,
-            node.pzxid,
-            node.ctime,
-            node.mtime,
-            node.version,
-            node.cversion,
-            node.aversion,
-            node.ephemeral_owner,
-            0 if data is None else 1,
-        )
-    )
-    if data is not None:
-        write_buffer(out, data)
-    write_int(out, len(node.acl))
-    for entry in node.acl:
+#: Encoded ACL lists by the identity of the tuple (nodes share a few ACL tuples), holding
+#: the tuple so that its id is not reused while the entry lives.
+_acl_encodings: dict[int, tuple[tuple[ACL, ...], bytes]] = {}
+_pack_int = INT.pack
+
+
+def _encode_acl(acl: tuple[ACL, ...]) -> bytes:
+    known = _acl_encodings.get(id(acl))
+    if known is not None and known[0] is acl:
+        return known[1]
+    out = bytearray()
+    write_int(out, len(acl))
+    for entry in acl:
         write_int(out, entry.perms)
         write_string(out, entry.id.scheme)
         write_string(out, entry.id.id)
-    return bytes(out)
+    encoded = bytes(out)
+    if len(_acl_encodings) >= 4096:
+        _acl_encodings.clear()
+    _acl_encodings[id(acl)] = (acl, encoded)
+    return encoded
+
+
+def encode_node(node: Node) -> bytes:
+    """A znode's record (without its children)."""
+    data = node.data
+    fixed = _NODE_FIXED.pack(
+        _NODE_V1,
+        node.czxid,
+        node.mzxid,
+        node.pzxid,
+        node.ctime,
+        node.mtime,
+        node.version,
+        node.cversion,
+        node.aversion,
+        node.ephemeral_owner,
+        0 if data is None else 1,
+    )
+    if data is None:
+        return fixed + _encode_acl(node.acl)
+    return b"".join((fixed, _pack_int(len(data)), data, _encode_acl(node.acl)))
 
 
 def decode_node(record: bytes, acls: dict[tuple[ACL, ...], tuple[ACL, ...]] | None = None) -> Node:

@@ -114,15 +114,22 @@ class Node:
         """The jute encoding of this node's Stat."""
         data = self.data
         children = len(self.children)
+        owner = self.ephemeral_owner
+        if owner and (owner == CONTAINER_OWNER or (owner & 0xFFFF_FFFF_FFFF_FFFF) >> 56 == 0xFF):
+            owner = 0  # as ephemeral_session(): only a session id is shown
+        # _reported_cversion, inlined: this runs for every write's reply.
+        cversion = (self.cversion * 2 - children) & 0xFFFF_FFFF
+        if cversion >> 31:
+            cversion -= 1 << 32
         return _pack_stat(
             self.czxid,
             self.mzxid,
             self.ctime,
             self.mtime,
             self.version,
-            _reported_cversion(self.cversion, children),
+            cversion,
             self.aversion,
-            ephemeral_session(self.ephemeral_owner),
+            owner,
             0 if data is None else len(data),
             children,
             self.pzxid,
