@@ -29,6 +29,8 @@ __all__ = ["decode_node", "decode_session", "encode_node", "encode_session", "lo
 _NODE_V1 = 1
 _NODE_FIXED = struct.Struct(">BqqqqqiiiqB")  # version, 5 longs, 3 ints, owner, has-data
 _SESSION = struct.Struct(">Bi")
+#: Distinct ACL encodings :func:`load_state` remembers (bounded for trees of unique ACLs).
+_ACL_CACHE_LIMIT = 65536
 _SESSION_V2 = struct.Struct(">BiB")
 
 
@@ -36,6 +38,7 @@ _SESSION_V2 = struct.Struct(">BiB")
 #: the tuple so that its id is not reused while the entry lives.
 _acl_encodings: dict[int, tuple[tuple[ACL, ...], bytes]] = {}
 _pack_int = INT.pack
+_unpack_int = INT.unpack_from
 
 
 def _encode_acl(acl: tuple[ACL, ...]) -> bytes:
@@ -76,8 +79,9 @@ def encode_node(node: Node) -> bytes:
     return b"".join((fixed, _pack_int(len(data)), data, _encode_acl(node.acl)))
 
 
-def decode_node(record: bytes, acls: dict[tuple[ACL, ...], tuple[ACL, ...]] | None = None) -> Node:
-    """Inverse of :func:`encode_node`; ``acls`` interns equal ACL lists.
+def decode_node(record: bytes, acls: dict[bytes, tuple[ACL, ...]] | None = None) -> Node:
+    """Inverse of :func:`encode_node`; ``acls`` (ACL lists by their encoding, filled in
+    by this function) interns equal ACL lists and spares decoding them again.
 
     Raises:
         ProtocolError: the record is malformed.
@@ -98,13 +102,29 @@ def decode_node(record: bytes, acls: dict[tuple[ACL, ...], tuple[ACL, ...]] | No
         has_data,
     ) = _NODE_FIXED.unpack_from(record)
     r = Reader(record, _NODE_FIXED.size)
-    data = r.read_bytes() if has_data else None
-    acl = tuple(
-        ACL(r.read_int(), Id(r.read_string(), r.read_string())) for _ in range(r.read_count(12))
-    )
-    r.expect_end("node record")
-    if acls is not None:
-        acl = acls.setdefault(acl, acl)
+    data: bytes | None = None
+    if has_data:
+        # Reader.read_bytes, inlined (once per node at start-up).
+        start = _NODE_FIXED.size + 4
+        if len(record) >= start:
+            (length,) = _unpack_int(record, _NODE_FIXED.size)
+            if 0 <= length <= len(record) - start:
+                data = bytes(record[start : start + length])
+                r.pos = start + length
+        if data is None:
+            data = r.read_bytes()  # raises ProtocolError, saying what is wrong
+    # The ACL ends the record, and a tree holds few distinct ACLs: with ``acls``, each
+    # distinct encoding is decoded once (a third of a large restart was ACL decoding),
+    # and equal ACLs share one tuple.
+    tail = bytes(record[r.pos :]) if acls is not None else b""
+    acl = acls.get(tail) if acls is not None else None
+    if acl is None:
+        acl = tuple(
+            ACL(r.read_int(), Id(r.read_string(), r.read_string())) for _ in range(r.read_count(12))
+        )
+        r.expect_end("node record")
+        if acls is not None and len(acls) < _ACL_CACHE_LIMIT:
+            acls[tail] = acl
     node = Node.__new__(Node)
     node.data = data
     node.acl = acl
@@ -155,7 +175,7 @@ def load_state(
                 f"session record 0x{session_id:x} is damaged: {exc}"
             ) from None
     nodes: dict[str, Node] = {}
-    acls: dict[tuple[ACL, ...], tuple[ACL, ...]] = {}
+    acls: dict[bytes, tuple[ACL, ...]] = {}
     count = 0
     for path, record in store.iter_nodes():
         try:

@@ -196,6 +196,12 @@ def _db_options() -> Options:
     # The metadata family is written by every batch but holds a few bytes: without a cap,
     # its memtable would pin every WAL file (slow restarts, unbounded WAL).
     opts.set_max_total_wal_size(64 << 20)
+    # Reuse retired WAL files instead of creating new ones: a write into blocks already
+    # allocated and sized needs no inode update, so its fdatasync is a data flush only
+    # (measured here: a small synced write p50 0.12 -> 0.08 ms). Old records left in a
+    # recycled file carry an older log number and are never replayed; RocksDB supports
+    # this with point-in-time recovery since 9.1 (we never write with disableWAL).
+    opts.set_recycle_log_file_num(2)
     opts.set_db_write_buffer_size(128 << 20)
     opts.set_keep_log_file_num(4)
     opts.set_max_log_file_size(16 << 20)
