@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import shutil
 import subprocess
 import sys
@@ -37,6 +38,13 @@ def micros_per_request(result: Result) -> float | None:
     if result.server_cpu is None or not result.requests:
         return None
     return result.server_cpu / result.requests * 1e6
+
+
+def _user_system(pid: int) -> tuple[float, float]:
+    """CPU seconds a process spent in user and in kernel mode so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def top_functions(collapsed: Path, limit: int = 25) -> list[tuple[str, float, float]]:
@@ -105,22 +113,28 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
                         target = args.profile / f"{scenario}.txt"
                         spy_proc = subprocess.Popen(
                             [spy, "record", "--pid", str(server.pid), "--format", "raw",
-                             "--rate", "250", "--nonblocking", "--function", "-o", str(target),
+                             "--rate", "250", "--nonblocking", "--function", "--gil", "-o", str(target),
                              "--duration", str(int(args.warmup + args.duration + 1))],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                         )  # fmt: skip
+                    assert server.pid is not None
+                    user0, system0 = _user_system(server.pid)
                     result = loadgen.run(spec, server_pid=server.pid)
+                    user1, system1 = _user_system(server.pid)
+                    busy = (user1 - user0) + (system1 - system0)
+                    kernel = (system1 - system0) / busy if busy else 0.0
                     if spy_proc is not None:
                         spy_proc.wait(60)
                     cost = micros_per_request(result)
                     other = "?"
                     if result.machine_cpu is not None and result.server_cpu is not None:
-                        busy = result.machine_cpu - result.server_cpu - result.client_cpu
-                        other = f"{busy / result.seconds:.2f}"
+                        rest = result.machine_cpu - result.server_cpu - result.client_cpu
+                        other = f"{rest / result.seconds:.2f}"
                     cost_text = f"{cost:.2f}" if cost is not None else "?"
                     print(
                         f"round {round_ + 1} {scenario:14s} {result.rate:9,.0f} req/s  "
-                        f"server {cost_text} us/req  p50 {result.latency_ms.get('p50', 0):.3f} ms"
+                        f"server {cost_text} us/req ({kernel:.0%} kernel)  "
+                        f"p50 {result.latency_ms.get('p50', 0):.3f} ms"
                         f"  errors {result.error_count}  cores busy: other {other}",
                         file=out,
                         flush=True,
