@@ -512,7 +512,7 @@ class StateMachine:
             undo.append(lambda: self._remove(path, parent, name, node))
             undo.append(lambda: _restore_parent(parent, old_cversion, old_pzxid))
         self.nodes[path] = node
-        parent.children.add(name)
+        parent.add_child(name)
         parent.cversion = _inc(parent.cversion)
         parent.pzxid = zxid
         if owner:
@@ -539,7 +539,7 @@ class StateMachine:
     def _remove(self, path: str, parent: Node, name: str, node: Node) -> None:
         """Unlink a node (no checks, no versions): for delete and for undoing a create."""
         del self.nodes[path]
-        parent.children.discard(name)
+        parent.discard_child(name)
         owner = node.ephemeral_owner
         if owner:
             session = self.sessions.get(ephemeral_session(owner))
@@ -588,7 +588,7 @@ class StateMachine:
 
     def _relink(self, path: str, parent: Node, name: str, node: Node) -> None:
         self.nodes[path] = node
-        parent.children.add(name)
+        parent.add_child(name)
         if node.ephemeral_owner:
             self._index(path, node)
 
@@ -704,7 +704,7 @@ class StateMachine:
             parent_path, name = parent_of(path)
             parent = self.nodes[parent_path]
             del self.nodes[path]
-            parent.children.discard(name)
+            parent.discard_child(name)
             parent.pzxid = entry.zxid
             events.append((EventType.NODE_DELETED, path, node.acl))
             events.append((EventType.NODE_CHILDREN_CHANGED, parent_path, parent.acl))

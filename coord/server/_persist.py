@@ -22,7 +22,15 @@ from coord.protocol._jute import INT, write_int, write_string
 
 from ._apply import Session, StateMachine
 from ._storage import LogStore, StoreCorruptedError
-from ._tree import CONTAINER_OWNER, Node, ephemeral_session, parent_of, system_nodes, ttl_of
+from ._tree import (
+    CONTAINER_OWNER,
+    NO_CHILDREN,
+    Node,
+    ephemeral_session,
+    parent_of,
+    system_nodes,
+    ttl_of,
+)
 
 __all__ = ["decode_node", "decode_session", "encode_node", "encode_session", "load_state"]
 
@@ -137,7 +145,7 @@ def decode_node(record: bytes, acls: dict[bytes, tuple[ACL, ...]] | None = None)
     node.cversion = cversion
     node.aversion = aversion
     node.ephemeral_owner = owner
-    node.children = set()
+    node.children = NO_CHILDREN  # type: ignore[assignment]
     return node
 
 
@@ -192,7 +200,7 @@ def load_state(
     # from the fresh tree.
     for path, node in system_nodes().items():
         if path not in nodes:
-            node.children.clear()
+            node.children = NO_CHILDREN  # type: ignore[assignment]
             nodes[path] = node
     for path, node in nodes.items():
         if path != "/":
@@ -200,7 +208,7 @@ def load_state(
             parent = nodes.get(parent_path)
             if parent is None:
                 raise StoreCorruptedError(f"node record {path} has no parent record")
-            parent.children.add(name)
+            parent.add_child(name)
         owner = node.ephemeral_owner
         if owner:
             session_id = ephemeral_session(owner)
