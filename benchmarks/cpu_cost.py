@@ -113,7 +113,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
                         target = args.profile / f"{scenario}.txt"
                         spy_proc = subprocess.Popen(
                             [spy, "record", "--pid", str(server.pid), "--format", "raw",
-                             "--rate", "250", "--nonblocking", "--function", "--gil", "-o", str(target),
+                             "--rate", "250", "--nonblocking", "--function", "--gil",
+                             "-o", str(target),
                              "--duration", str(int(args.warmup + args.duration + 1))],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                         )  # fmt: skip
