@@ -542,11 +542,14 @@ class StateMachine:
         parent.discard_child(name)
         owner = node.ephemeral_owner
         if owner:
-            session = self.sessions.get(ephemeral_session(owner))
-            if session is not None:
-                session.ephemerals.discard(path)
-            self.containers.discard(path)
-            self.ttls.discard(path)
+            session_id = ephemeral_session(owner)
+            if session_id:
+                session = self.sessions.get(session_id)
+                if session is not None:
+                    session.ephemerals.discard(path)
+            else:  # a container or a TTL node
+                self.containers.discard(path)
+                self.ttls.discard(path)
 
     def _delete(
         self,
