@@ -672,20 +672,10 @@ class Connection:
             if body:
                 out += body
             self.sent += 1
-            if pending:
-                head = pending[0]
-                if head.done or not head.logged:
-                    self._drain()
-                    return
-            else:
-                done = self._pending_done
-                if done is not None:
-                    done.set()
-            self.kick()
-            return
-        slot.reply = header + body if body else header
-        slot.done = True
-        self._drain()
+        else:
+            slot.reply = header + body if body else header
+            slot.done = True
+        self._drain()  # always: whatever follows a drained FIFO happens in one place
 
     async def wait_closed(self) -> None:
         """Wait until the connection has closed."""
