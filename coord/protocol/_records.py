@@ -133,8 +133,20 @@ _acl_cache: dict[bytes, tuple[ACL, ...]] = {}
 _ACL_CACHE_LIMIT = 1024
 
 
+#: The last ACL list decoded through the cache and its encoding: checked first, in place.
+_last_acl: tuple[bytes, tuple[ACL, ...]] = (b"", ())
+
+
 def _read_acls(r: Reader) -> tuple[ACL, ...]:
+    global _last_acl
     start = r.pos
+    buf = r._buf
+    encoded, acls = _last_acl
+    # A jute vector's encoding is never a proper prefix of another one's, so if the bytes
+    # here start with a known encoding, that is the whole vector (no copy, no parse).
+    if encoded and isinstance(buf, bytes) and buf.startswith(encoded, start):
+        r.pos = start + len(encoded)
+        return acls
     count = r.read_count(12)
     buf = r._buf
     end = r._end
@@ -156,11 +168,13 @@ def _read_acls(r: Reader) -> tuple[ACL, ...]:
         cached = _acl_cache.get(key)
         if cached is not None:
             r.pos = pos
+            _last_acl = (key, cached)
             return cached
         acls = tuple([ACL.read(r) for _ in range(count)])
         if len(_acl_cache) >= _ACL_CACHE_LIMIT:
             _acl_cache.clear()
         _acl_cache[key] = acls
+        _last_acl = (key, acls)
         return acls
     # Malformed: decode normally so the error says what is wrong.
     return tuple([ACL.read(r) for _ in range(count)])

@@ -310,6 +310,19 @@ class IpScheme:
         return caller_id
 
 
+#: Entries of each identity-keyed cache of :class:`AclPolicy` before it is emptied.
+_CACHE_LIMIT = 4096
+
+
+def _world_perms(acl: tuple[ACL, ...]) -> int:
+    """The permissions ``acl`` grants to everyone (its world:anyone entries)."""
+    perms = 0
+    for entry in acl:
+        if entry.id.scheme == "world" and entry.id.id == "anyone":
+            perms |= int(entry.perms)
+    return perms
+
+
 class AclPolicy:
     """The registered schemes and the ACL rules built on them.
 
@@ -321,6 +334,13 @@ class AclPolicy:
     def __init__(self, schemes: Mapping[str, AuthScheme], *, skip_acl: bool = False) -> None:
         self.schemes = dict(schemes)
         self.skip_acl = skip_acl
+        # Hot-path caches keyed by the identity of an ACL tuple (requests decode equal
+        # ACLs to one shared tuple, and nodes share the tuple fixup returned), holding
+        # the tuple itself so that an id is never reused while its entry lives:
+        # what world:anyone is granted, and fixup's result for an ACL without ``auth``
+        # entries (a pure function of the ACL and the schemes).
+        self._world: dict[int, tuple[tuple[ACL, ...], int]] = {}
+        self._fixed: dict[int, tuple[tuple[ACL, ...], tuple[ACL, ...]]] = {}
 
     def check(self, acl: tuple[ACL, ...], perm: int, ids: Iterable[Id], path: str) -> None:
         """Raise unless ``ids`` may do ``perm`` on a node with ``acl``.
@@ -331,6 +351,14 @@ class AclPolicy:
         if self.skip_acl or not acl:
             return
         perm = int(perm)  # plain int arithmetic: IntFlag's & is slow on the read path
+        known = self._world.get(id(acl))
+        if known is None or known[0] is not acl:
+            known = (acl, _world_perms(acl))
+            if len(self._world) >= _CACHE_LIMIT:
+                self._world.clear()
+            self._world[id(acl)] = known
+        if known[1] & perm:
+            return  # world:anyone is granted it: allowed whoever asks
         ids = tuple(ids)
         for ident in ids:
             if ident.scheme == "super":
@@ -366,6 +394,17 @@ class AclPolicy:
         """
         if not acl:
             raise InvalidACLError(path=path)
+        cached = self._fixed.get(id(acl))
+        if cached is not None and cached[0] is acl:
+            return cached[1]
+        fixed = self._fixup(acl, ids, path)
+        if all(entry.id.scheme != "auth" for entry in acl):
+            if len(self._fixed) >= _CACHE_LIMIT:
+                self._fixed.clear()
+            self._fixed[id(acl)] = (acl, fixed)
+        return fixed
+
+    def _fixup(self, acl: tuple[ACL, ...], ids: Iterable[Id], path: str) -> tuple[ACL, ...]:
         out: list[ACL] = []
         for entry in dict.fromkeys(acl):
             scheme_name = entry.id.scheme

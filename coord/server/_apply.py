@@ -298,10 +298,16 @@ class Entry:
 
 
 _auth_encodings: dict[tuple[Id, ...], bytes] = {}
+#: The same by the identity of the tuple (each connection keeps one tuple), holding the
+#: tuple so that its id is not reused while the entry lives: no tuple hashing per write.
+_auth_by_id: dict[int, tuple[tuple[Id, ...], bytes]] = {}
 
 
 def _encode_auth(auth: tuple[Id, ...]) -> bytes:
     """The encoding of a list of identities; connections reuse a few, so it is cached."""
+    known = _auth_by_id.get(id(auth))
+    if known is not None and known[0] is auth:
+        return known[1]
     encoded = _auth_encodings.get(auth)
     if encoded is None:
         out = bytearray()
@@ -312,6 +318,9 @@ def _encode_auth(auth: tuple[Id, ...]) -> bytes:
         if len(_auth_encodings) >= 4096:
             _auth_encodings.clear()
         _auth_encodings[auth] = encoded
+    if len(_auth_by_id) >= 4096:
+        _auth_by_id.clear()
+    _auth_by_id[id(auth)] = (auth, encoded)
     return encoded
 
 
@@ -348,8 +357,33 @@ class Session:
 
 
 _Undo = list[Callable[[], None]]
-#: CreateMode by flag value, without EnumType.__call__ on the write path.
-_CREATE_MODES: dict[int, CreateMode] = {int(mode): mode for mode in CreateMode}
+#: By flag value: (CreateMode, is_ttl, is_sequential, is_ephemeral), so the write path
+#: calls neither EnumType.__call__ nor the mode's properties.
+_CREATE_MODE_KINDS: dict[int, tuple[CreateMode, bool, bool, bool]] = {
+    int(mode): (mode, mode.is_ttl, mode.is_sequential, mode.is_ephemeral) for mode in CreateMode
+}
+# Opcodes and permissions as plain ints: comparing with an enum member costs a class
+# attribute lookup each time.
+_CREATE = int(OpCode.CREATE)
+_CREATE_CONTAINER = int(OpCode.CREATE_CONTAINER)
+_CREATE_TTL = int(OpCode.CREATE_TTL)
+_SET_DATA = int(OpCode.SET_DATA)
+_DELETE = int(OpCode.DELETE)
+_SET_ACL = int(OpCode.SET_ACL)
+_CHECK = int(OpCode.CHECK)
+_MULTI = int(OpCode.MULTI)
+_SYNC = int(OpCode.SYNC)
+_CREATE_SESSION = int(OpCode.CREATE_SESSION)
+_CLOSE_SESSION = int(OpCode.CLOSE_SESSION)
+_DELETE_CONTAINER = int(OpCode.DELETE_CONTAINER)
+_PERM_READ = int(Perm.READ)
+_PERM_WRITE = int(Perm.WRITE)
+_PERM_CREATE = int(Perm.CREATE)
+_PERM_DELETE = int(Perm.DELETE)
+_NODE_CREATED = int(EventType.NODE_CREATED)
+_NODE_DELETED = int(EventType.NODE_DELETED)
+_NODE_DATA_CHANGED = int(EventType.NODE_DATA_CHANGED)
+_NODE_CHILDREN_CHANGED = int(EventType.NODE_CHILDREN_CHANGED)
 
 
 class StateMachine:
@@ -390,14 +424,16 @@ class StateMachine:
             self.last_zxid = entry.zxid
         op = entry.type
         try:
-            if op == OpCode.CREATE_SESSION:
-                return self._create_session(entry)
-            if op == OpCode.CLOSE_SESSION:
-                return self._close_session(entry)
-            if op == OpCode.DELETE_CONTAINER:
-                return self._reap(entry)
-            if op in (ENTRY_NOOP, ENTRY_CONF_CHANGE):
-                return ApplyResult(0)
+            if op < 0 or op == _DELETE_CONTAINER:
+                # Session events and internal entries (all of them negative) and reaping.
+                if op == _CREATE_SESSION:
+                    return self._create_session(entry)
+                if op == _CLOSE_SESSION:
+                    return self._close_session(entry)
+                if op == _DELETE_CONTAINER:
+                    return self._reap(entry)
+                if op in (ENTRY_NOOP, ENTRY_CONF_CHANGE):
+                    return ApplyResult(0)
             session = self.sessions.get(entry.session_id)
             if session is None:
                 raise SessionExpiredError()
@@ -407,17 +443,17 @@ class StateMachine:
                 return ApplyResult(0)
             if session.owner and entry.tag and entry.tag >> 56 != session.owner:
                 raise SessionMovedError()
-            events: list[WatchEvent] = []
-            if op == OpCode.MULTI:
+            if op == _MULTI:
                 assert isinstance(entry.request, MultiRequest)
                 return self._multi(entry, entry.request)
-            if op == OpCode.SYNC:
+            if op == _SYNC:
                 # An ensemble's sync: a marker in the log; applied, this replica has caught
                 # up with everything committed before it.
                 assert isinstance(entry.request, SyncRequest)
                 out = bytearray()
                 write_string(out, entry.request.path)
                 return ApplyResult(0, bytes(out))
+            events: list[WatchEvent] = []
             body = self._write_op(entry, op, entry.request, events, None)
             return ApplyResult(0, body, events)
         except CoordError as exc:
@@ -432,28 +468,24 @@ class StateMachine:
         events: list[WatchEvent],
         undo: _Undo | None,
     ) -> bytes:
-        if op in (OpCode.CREATE, OpCode.CREATE2, OpCode.CREATE_CONTAINER, OpCode.CREATE_TTL):
-            assert isinstance(request, (CreateRequest, CreateTTLRequest))
-            path, node = self._create(entry, op, request, events, undo)
-            if op == OpCode.CREATE:
-                out = bytearray()
-                write_string(out, path)
-                return bytes(out)
-            out = bytearray()
-            write_string(out, path)
-            out += node.stat_bytes()
-            return bytes(out)
-        if op == OpCode.SET_DATA:
+        if op == _SET_DATA:
             assert isinstance(request, SetDataRequest)
             return self._set_data(entry, request, events, undo).stat_bytes()
-        if op == OpCode.DELETE:
+        if op in _CREATE_OPS:
+            assert isinstance(request, (CreateRequest, CreateTTLRequest))
+            path, node = self._create(entry, op, request, events, undo)
+            encoded = path.encode("utf-8")
+            if op == _CREATE:
+                return _pack_int(len(encoded)) + encoded
+            return b"".join((_pack_int(len(encoded)), encoded, node.stat_bytes()))
+        if op == _DELETE:
             assert isinstance(request, DeleteRequest)
             self._delete(entry, request.path, request.version, events, undo)
             return b""
-        if op == OpCode.SET_ACL:
+        if op == _SET_ACL:
             assert isinstance(request, SetACLRequest)
             return self._set_acl(entry, request).stat_bytes()
-        if op == OpCode.CHECK:
+        if op == _CHECK:
             assert isinstance(request, CheckVersionRequest)
             self._check(entry, request)
             return b""
@@ -473,15 +505,16 @@ class StateMachine:
         events: list[WatchEvent],
         undo: _Undo | None,
     ) -> tuple[str, Node]:
-        mode = _CREATE_MODES.get(request.flags)
-        if mode is None:
+        kind = _CREATE_MODE_KINDS.get(request.flags)
+        if kind is None:
             raise BadArgumentsError(f"unknown create mode {request.flags}")
+        mode, is_ttl, is_sequential, is_ephemeral = kind
         ttl = request.ttl if isinstance(request, CreateTTLRequest) else -1
-        if mode.is_ttl and not self.extended_types:
+        if is_ttl and not self.extended_types:
             raise UnimplementedError("TTL nodes are disabled (extended types are off)")
-        if op == OpCode.CREATE_TTL and not mode.is_ttl:
+        if op == _CREATE_TTL and not is_ttl:
             raise BadArgumentsError("createTTL needs a TTL mode")
-        if mode.is_ttl:
+        if is_ttl:
             if not 0 < ttl <= MAX_TTL:
                 raise BadArgumentsError(f"TTL must be in 1..{MAX_TTL} ms, got {ttl}")
         elif ttl >= 0:
@@ -494,8 +527,8 @@ class StateMachine:
         auth = entry.auth
         acl = self.acl.fixup(request.acl, auth, path)
         parent = self._lookup(parent_path)
-        self.acl.check(parent.acl, Perm.CREATE, auth, path)
-        if mode.is_sequential:
+        self.acl.check(parent.acl, _PERM_CREATE, auth, path)
+        if is_sequential:
             path = f"{path}{parent.cversion:010d}"
         validate_path(path)
         if path in self.nodes:
@@ -507,11 +540,11 @@ class StateMachine:
             self._check_quota(path, 1, len(data) if data else 0)
         # As ZooKeeper's DataTree: the opcode makes a container (whatever the flags), the
         # flags make an ephemeral; create with the CONTAINER flag is a persistent node.
-        if op == OpCode.CREATE_CONTAINER:
+        if op == _CREATE_CONTAINER:
             owner = CONTAINER_OWNER
-        elif op == OpCode.CREATE_TTL:
+        elif op == _CREATE_TTL:
             owner = ttl_owner(ttl)
-        elif mode.is_ephemeral:
+        elif is_ephemeral:
             owner = entry.session_id
         else:
             owner = 0
@@ -523,14 +556,14 @@ class StateMachine:
             undo.append(lambda: self._remove(path, parent, name, node))
             undo.append(lambda: _restore_parent(parent, old_cversion, old_pzxid))
         self.nodes[path] = node
-        parent.children.add(name)
+        parent.add_child(name)
         parent.cversion = _inc(parent.cversion)
         parent.pzxid = zxid
         if owner:
             self._index(path, node)
         self._quota_created(path, parent_path, name, node, undo)
-        events.append((EventType.NODE_CREATED, path, acl))
-        events.append((EventType.NODE_CHILDREN_CHANGED, parent_path, parent.acl))
+        events.append((_NODE_CREATED, path, acl))
+        events.append((_NODE_CHILDREN_CHANGED, parent_path, parent.acl))
         touched = self.touched
         touched.add(path)
         touched.add(parent_path)
@@ -551,14 +584,17 @@ class StateMachine:
     def _remove(self, path: str, parent: Node, name: str, node: Node) -> None:
         """Unlink a node (no checks, no versions): for delete and for undoing a create."""
         del self.nodes[path]
-        parent.children.discard(name)
+        parent.discard_child(name)
         owner = node.ephemeral_owner
         if owner:
-            session = self.sessions.get(ephemeral_session(owner))
-            if session is not None:
-                session.ephemerals.discard(path)
-            self.containers.discard(path)
-            self.ttls.discard(path)
+            session_id = ephemeral_session(owner)
+            if session_id:
+                session = self.sessions.get(session_id)
+                if session is not None:
+                    session.ephemerals.discard(path)
+            else:  # a container or a TTL node
+                self.containers.discard(path)
+                self.ttls.discard(path)
 
     def _delete(
         self,
@@ -579,7 +615,7 @@ class StateMachine:
         parent_path, name = parent_of(path)
         parent = self._lookup(parent_path)
         if check_acl:
-            self.acl.check(parent.acl, Perm.DELETE, entry.auth, path)
+            self.acl.check(parent.acl, _PERM_DELETE, entry.auth, path)
         node = self._lookup(path)
         if version != -1 and version != node.version:
             raise BadVersionError(path=path)
@@ -593,15 +629,15 @@ class StateMachine:
         self._quota_removed(path, parent_path, name, node, undo)
         # cversion counts creates only (see _tree); the reported one still goes up.
         parent.pzxid = entry.zxid
-        events.append((EventType.NODE_DELETED, path, node.acl))
-        events.append((EventType.NODE_CHILDREN_CHANGED, parent_path, parent.acl))
+        events.append((_NODE_DELETED, path, node.acl))
+        events.append((_NODE_CHILDREN_CHANGED, parent_path, parent.acl))
         touched = self.touched
         touched.add(path)
         touched.add(parent_path)
 
     def _relink(self, path: str, parent: Node, name: str, node: Node) -> None:
         self.nodes[path] = node
-        parent.children.add(name)
+        parent.add_child(name)
         if node.ephemeral_owner:
             self._index(path, node)
 
@@ -615,7 +651,7 @@ class StateMachine:
         path = request.path
         validate_path(path)
         node = self._lookup(path)
-        self.acl.check(node.acl, Perm.WRITE, entry.auth, path)
+        self.acl.check(node.acl, _PERM_WRITE, entry.auth, path)
         new_size = len(request.data) if request.data else 0
         old_size = len(node.data) if node.data else 0
         if self.enforce_quota:
@@ -632,7 +668,7 @@ class StateMachine:
         node.version = _inc(node.version)
         node.mzxid = entry.zxid
         node.mtime = entry.time
-        events.append((EventType.NODE_DATA_CHANGED, path, node.acl))
+        events.append((_NODE_DATA_CHANGED, path, node.acl))
         self.touched.add(path)
         return node
 
@@ -820,7 +856,7 @@ class StateMachine:
             parent_path, name = parent_of(path)
             parent = self.nodes[parent_path]
             del self.nodes[path]
-            parent.children.discard(name)
+            parent.discard_child(name)
             self._quota_removed(path, parent_path, name, node, None)
             parent.pzxid = entry.zxid
             events.append((EventType.NODE_DELETED, path, node.acl))

@@ -18,50 +18,78 @@ import struct
 from collections.abc import Callable
 
 from coord.protocol import ACL, Id, ProtocolError, Reader
-from coord.protocol._jute import write_buffer, write_int, write_string
+from coord.protocol._jute import INT, write_int, write_string
 
 from ._apply import Session, StateMachine
 from ._storage import LogStore, StoreCorruptedError
-from ._tree import CONTAINER_OWNER, Node, ephemeral_session, parent_of, system_nodes, ttl_of
+from ._tree import (
+    CONTAINER_OWNER,
+    NO_CHILDREN,
+    Node,
+    ephemeral_session,
+    parent_of,
+    system_nodes,
+    ttl_of,
+)
 
 __all__ = ["decode_node", "decode_session", "encode_node", "encode_session", "load_state"]
 
 _NODE_V1 = 1
 _NODE_FIXED = struct.Struct(">BqqqqqiiiqB")  # version, 5 longs, 3 ints, owner, has-data
 _SESSION = struct.Struct(">Bi")
+#: Distinct ACL encodings :func:`load_state` remembers (bounded for trees of unique ACLs).
+_ACL_CACHE_LIMIT = 65536
 _SESSION_V2 = struct.Struct(">BiB")
+
+
+#: Encoded ACL lists by the identity of the tuple (nodes share a few ACL tuples), holding
+#: the tuple so that its id is not reused while the entry lives.
+_acl_encodings: dict[int, tuple[tuple[ACL, ...], bytes]] = {}
+_pack_int = INT.pack
+_unpack_int = INT.unpack_from
+
+
+def _encode_acl(acl: tuple[ACL, ...]) -> bytes:
+    known = _acl_encodings.get(id(acl))
+    if known is not None and known[0] is acl:
+        return known[1]
+    out = bytearray()
+    write_int(out, len(acl))
+    for entry in acl:
+        write_int(out, entry.perms)
+        write_string(out, entry.id.scheme)
+        write_string(out, entry.id.id)
+    encoded = bytes(out)
+    if len(_acl_encodings) >= 4096:
+        _acl_encodings.clear()
+    _acl_encodings[id(acl)] = (acl, encoded)
+    return encoded
 
 
 def encode_node(node: Node) -> bytes:
     """A znode's record (without its children)."""
     data = node.data
-    out = bytearray(
-        _NODE_FIXED.pack(
-            _NODE_V1,
-            node.czxid,
-            node.mzxid,
-            node.pzxid,
-            node.ctime,
-            node.mtime,
-            node.version,
-            node.cversion,
-            node.aversion,
-            node.ephemeral_owner,
-            0 if data is None else 1,
-        )
+    fixed = _NODE_FIXED.pack(
+        _NODE_V1,
+        node.czxid,
+        node.mzxid,
+        node.pzxid,
+        node.ctime,
+        node.mtime,
+        node.version,
+        node.cversion,
+        node.aversion,
+        node.ephemeral_owner,
+        0 if data is None else 1,
     )
-    if data is not None:
-        write_buffer(out, data)
-    write_int(out, len(node.acl))
-    for entry in node.acl:
-        write_int(out, entry.perms)
-        write_string(out, entry.id.scheme)
-        write_string(out, entry.id.id)
-    return bytes(out)
+    if data is None:
+        return fixed + _encode_acl(node.acl)
+    return b"".join((fixed, _pack_int(len(data)), data, _encode_acl(node.acl)))
 
 
-def decode_node(record: bytes, acls: dict[tuple[ACL, ...], tuple[ACL, ...]] | None = None) -> Node:
-    """Inverse of :func:`encode_node`; ``acls`` interns equal ACL lists.
+def decode_node(record: bytes, acls: dict[bytes, tuple[ACL, ...]] | None = None) -> Node:
+    """Inverse of :func:`encode_node`; ``acls`` (ACL lists by their encoding, filled in
+    by this function) interns equal ACL lists and spares decoding them again.
 
     Raises:
         ProtocolError: the record is malformed.
@@ -82,13 +110,29 @@ def decode_node(record: bytes, acls: dict[tuple[ACL, ...], tuple[ACL, ...]] | No
         has_data,
     ) = _NODE_FIXED.unpack_from(record)
     r = Reader(record, _NODE_FIXED.size)
-    data = r.read_bytes() if has_data else None
-    acl = tuple(
-        ACL(r.read_int(), Id(r.read_string(), r.read_string())) for _ in range(r.read_count(12))
-    )
-    r.expect_end("node record")
-    if acls is not None:
-        acl = acls.setdefault(acl, acl)
+    data: bytes | None = None
+    if has_data:
+        # Reader.read_bytes, inlined (once per node at start-up).
+        start = _NODE_FIXED.size + 4
+        if len(record) >= start:
+            (length,) = _unpack_int(record, _NODE_FIXED.size)
+            if 0 <= length <= len(record) - start:
+                data = bytes(record[start : start + length])
+                r.pos = start + length
+        if data is None:
+            data = r.read_bytes()  # raises ProtocolError, saying what is wrong
+    # The ACL ends the record, and a tree holds few distinct ACLs: with ``acls``, each
+    # distinct encoding is decoded once (a third of a large restart was ACL decoding),
+    # and equal ACLs share one tuple.
+    tail = bytes(record[r.pos :]) if acls is not None else b""
+    acl = acls.get(tail) if acls is not None else None
+    if acl is None:
+        acl = tuple(
+            ACL(r.read_int(), Id(r.read_string(), r.read_string())) for _ in range(r.read_count(12))
+        )
+        r.expect_end("node record")
+        if acls is not None and len(acls) < _ACL_CACHE_LIMIT:
+            acls[tail] = acl
     node = Node.__new__(Node)
     node.data = data
     node.acl = acl
@@ -101,7 +145,7 @@ def decode_node(record: bytes, acls: dict[tuple[ACL, ...], tuple[ACL, ...]] | No
     node.cversion = cversion
     node.aversion = aversion
     node.ephemeral_owner = owner
-    node.children = set()
+    node.children = NO_CHILDREN  # type: ignore[assignment]
     return node
 
 
@@ -139,7 +183,7 @@ def load_state(
                 f"session record 0x{session_id:x} is damaged: {exc}"
             ) from None
     nodes: dict[str, Node] = {}
-    acls: dict[tuple[ACL, ...], tuple[ACL, ...]] = {}
+    acls: dict[bytes, tuple[ACL, ...]] = {}
     count = 0
     for path, record in store.iter_nodes():
         try:
@@ -156,7 +200,7 @@ def load_state(
     # from the fresh tree.
     for path, node in system_nodes().items():
         if path not in nodes:
-            node.children.clear()
+            node.children = NO_CHILDREN  # type: ignore[assignment]
             nodes[path] = node
     for path, node in nodes.items():
         if path != "/":
@@ -164,7 +208,7 @@ def load_state(
             parent = nodes.get(parent_path)
             if parent is None:
                 raise StoreCorruptedError(f"node record {path} has no parent record")
-            parent.children.add(name)
+            parent.add_child(name)
         owner = node.ephemeral_owner
         if owner:
             session_id = ephemeral_session(owner)

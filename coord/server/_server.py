@@ -134,6 +134,25 @@ _WRITES = frozenset(
         OpCode.CLOSE_SESSION,
     }
 )
+#: The writes taken by _handle's fast path (no multi: its decoding errors are answered).
+_HOT_WRITES = frozenset(
+    {
+        OpCode.CREATE,
+        OpCode.CREATE2,
+        OpCode.CREATE_CONTAINER,
+        OpCode.CREATE_TTL,
+        OpCode.DELETE,
+        OpCode.SET_DATA,
+        OpCode.SET_ACL,
+        OpCode.CHECK,
+    }
+)
+_DELETE_CONTAINER = int(OpCode.DELETE_CONTAINER)
+_MULTI = int(OpCode.MULTI)
+_MULTI_READ = int(OpCode.MULTI_READ)
+_CLOSE_SESSION = int(OpCode.CLOSE_SESSION)
+_CREATE_SESSION = int(OpCode.CREATE_SESSION)
+_unpack_xid_op = struct.Struct(">ii").unpack_from
 #: Requests handled by this server alone, in pipeline order.
 _LOCAL = frozenset(
     {
@@ -219,7 +238,8 @@ class Connection:
         self._established = anyio.Event()
         self._writer_done = anyio.Event()
         self._reader_scope = anyio.CancelScope()
-        self._pending_done = anyio.Event()
+        #: Set when ``pending`` empties, while run() waits for that (when draining).
+        self._pending_done: anyio.Event | None = None
         self._gone = anyio.Event()
         #: Set when the FIFO has room again (throttling, _handle_throttled).
         self._room: anyio.Event | None = None
@@ -333,9 +353,9 @@ class Connection:
                         pass
                 if self.pending and not self.closing:
                     # The reader stopped (server draining): answer what was accepted.
-                    self._pending_done = anyio.Event()
+                    done = self._pending_done = anyio.Event()
                     with anyio.move_on_after(server.config.handshake_timeout):
-                        await self._pending_done.wait()
+                        await done.wait()
                 # Let the writer drain what is queued (a final reply, a 4lw answer).
                 self.closing = True
                 self.kick()
@@ -474,8 +494,12 @@ class Connection:
 
     def _handle(self, frame: bytes) -> None:
         reader = Reader(frame)
-        xid = reader.read_int()
-        op = reader.read_int()
+        if len(frame) >= 8:
+            xid, op = _unpack_xid_op(frame)
+            reader.pos = 8
+        else:
+            xid = reader.read_int()  # raises ProtocolError: truncated
+            op = reader.read_int()
         self.received += 1
         server = self.server
         record_type = REQUEST_TYPES.get(op)
@@ -488,11 +512,18 @@ class Connection:
             self._enqueue(slot)
             self.closing = True
             return
-        if op == OpCode.DELETE_CONTAINER:
+        if op in _HOT_WRITES and not self.read_only:
+            # The common writes first: no multi, no internal opcode, not read-only.
+            request = record_type.read(reader)
+            slot = _Slot(xid, op, request, logged=True)
+            self.pending.append(slot)
+            server.propose(self, op, request, slot, frame[8:])
+            return
+        if op == _DELETE_CONTAINER:
             # Server-internal (the container reaper's); clients may not send it.
             self._enqueue_error(xid, op, ErrorCode.BAD_ARGUMENTS)
             return
-        if op == OpCode.MULTI or op == OpCode.MULTI_READ:
+        if op in (_MULTI, _MULTI_READ):
             try:
                 request = record_type.read(reader)
             except ProtocolError:
@@ -654,20 +685,31 @@ class Connection:
     def applied(self, slot: _Slot, zxid: int, result: ApplyResult) -> None:
         """A write of this connection was applied: complete it and drain the FIFO."""
         self.last_zxid = zxid
-        slot.reply = _pack_frame_reply(16 + len(result.body), slot.xid, zxid, result.err)
-        if result.body:
-            slot.reply += result.body
-        slot.done = True
-        self.last_op = _OP_NAMES.get(slot.op, "NA")
+        op = slot.op
+        body = result.body
+        header = _pack_frame_reply(16 + len(body), slot.xid, zxid, result.err)
+        self.last_op = _OP_NAMES.get(op, "NA")
         auditor = self.server.auditor
         if auditor.enabled:
             auditor.request(
-                slot.op, slot.request, result.err, session=self.session_id,
+                op, slot.request, result.err, session=self.session_id,
                 client=self.peer_name, ids=self.auth,
             )  # fmt: skip
-        if slot.op == OpCode.CLOSE_SESSION:
+        if op == _CLOSE_SESSION:
             self.closing = True
-        self._drain()
+        pending = self.pending
+        if pending and pending[0] is slot:
+            # The usual case: the oldest request is answered; no copy into the slot.
+            pending.popleft()
+            out = self.out
+            out += header
+            if body:
+                out += body
+            self.sent += 1
+        else:
+            slot.reply = header + body if body else header
+            slot.done = True
+        self._drain()  # always: whatever follows a drained FIFO happens in one place
 
     async def wait_closed(self) -> None:
         """Wait until the connection has closed."""
@@ -693,7 +735,9 @@ class Connection:
                 assert head.request is not None
                 self._answer(head.xid, head.op, head.request)
         if not pending:
-            self._pending_done.set()
+            done = self._pending_done
+            if done is not None:
+                done.set()
         room = self._room
         if room is not None and len(pending) < self.server.config.max_outstanding_requests:
             self._room = None
@@ -982,13 +1026,17 @@ class Server:
 
         ``body`` is the request as the client encoded it (reused for the log entry).
         """
-        if op == OpCode.CLOSE_SESSION:
+        if op == _CLOSE_SESSION:
             self._closing_sessions.add(connection.session_id)
             self.tracker.remove(connection.session_id)
-        self._proposals.append(
+        proposals = self._proposals
+        proposals.append(
             _Proposal(connection.session_id, op, request, connection.auth, body, connection, slot)
         )
-        self._commit_wakeup.set()
+        if len(proposals) == 1:
+            # Only the first proposal of a batch needs to wake the commit loop: the event
+            # is set from then until the loop takes the batch and waits anew.
+            self._commit_wakeup.set()
 
     def _propose(
         self,
@@ -1245,19 +1293,26 @@ class Server:
         """Apply one committed entry; answer it if ``connection`` is waiting for it."""
         result = self.state.apply(entry)
         if result.events:
-            trigger = self.watches.trigger
-            allows = self.acl.allows
-            zxid = entry.zxid
-            for event_type, path, acl in result.events:
-                for watcher in trigger(event_type, path):
-                    assert isinstance(watcher, Connection)
-                    # Only to watchers that may READ the node (ZooKeeper 3.9.2).
-                    if allows(acl, _READ, watcher.auth):
-                        watcher.notify(event_type, path, zxid)
+            watches = self.watches
+            if watches.data or watches.child or watches.persistent or watches.recursive:
+                trigger = watches.trigger
+                allows = self.acl.allows
+                zxid = entry.zxid
+                for event_type, path, acl in result.events:
+                    for watcher in trigger(event_type, path):
+                        assert isinstance(watcher, Connection)
+                        # Only to watchers that may READ the node (ZooKeeper 3.9.2).
+                        if allows(acl, _READ, watcher.auth):
+                            watcher.notify(event_type, path, zxid)
         op = entry.type
-        if op == OpCode.CLOSE_SESSION:
+        if op >= 0:
+            # A client write (all session events and internal entries are negative).
+            if connection is not None and slot is not None:
+                connection.applied(slot, entry.zxid, result)
+            return
+        if op == _CLOSE_SESSION:
             self._session_closed(entry.session_id)
-        elif op == OpCode.CREATE_SESSION and connection is None and result.err == 0:
+        elif op == _CREATE_SESSION and connection is None and result.err == 0:
             # Another member's client: every member keeps every session's clock, so
             # whichever leads next can expire it.
             request = entry.request
@@ -1265,7 +1320,7 @@ class Server:
             self.tracker.add(entry.session_id, request.timeout, now_ms())
         if connection is None:
             return
-        if op == OpCode.CREATE_SESSION:
+        if op == _CREATE_SESSION:
             self._session_applied(connection, entry)
         elif op == ENTRY_SESSION_OWNER:
             session = self.state.sessions.get(entry.session_id)

@@ -36,6 +36,7 @@ from ._acl import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE
 __all__ = [
     "CONTAINER_OWNER",
     "MAX_TTL",
+    "NO_CHILDREN",
     "Node",
     "ephemeral_session",
     "parent_of",
@@ -49,6 +50,8 @@ _TTL_MARK = 0xFF << 56
 MAX_TTL = (1 << 40) - 1
 
 _pack_stat = STAT.pack
+#: The children of every leaf (see Node.children).
+NO_CHILDREN: frozenset[str] = frozenset()
 
 
 def ttl_owner(ttl: int) -> int:
@@ -108,21 +111,44 @@ class Node:
         self.cversion = 0
         self.aversion = 0
         self.ephemeral_owner = ephemeral_owner
-        self.children: set[str] = set()
+        #: Names of the children. A leaf shares one empty frozenset (no set per leaf:
+        #: most nodes are leaves), so change it only through add_child/discard_child.
+        self.children: set[str] = NO_CHILDREN  # type: ignore[assignment]
+
+    def add_child(self, name: str) -> None:
+        """Link a child's name (the first one gives the node a set of its own)."""
+        children = self.children
+        if children:
+            children.add(name)
+        else:
+            self.children = {name}
+
+    def discard_child(self, name: str) -> None:
+        """Unlink a child's name, if present."""
+        children = self.children
+        if children:  # an empty one may be the shared frozenset
+            children.discard(name)
 
     def stat_bytes(self) -> bytes:
         """The jute encoding of this node's Stat."""
         data = self.data
         children = len(self.children)
+        owner = self.ephemeral_owner
+        if owner and (owner == CONTAINER_OWNER or (owner & 0xFFFF_FFFF_FFFF_FFFF) >> 56 == 0xFF):
+            owner = 0  # as ephemeral_session(): only a session id is shown
+        # _reported_cversion, inlined: this runs for every write's reply.
+        cversion = (self.cversion * 2 - children) & 0xFFFF_FFFF
+        if cversion >> 31:
+            cversion -= 1 << 32
         return _pack_stat(
             self.czxid,
             self.mzxid,
             self.ctime,
             self.mtime,
             self.version,
-            _reported_cversion(self.cversion, children),
+            cversion,
             self.aversion,
-            ephemeral_session(self.ephemeral_owner),
+            owner,
             0 if data is None else len(data),
             children,
             self.pzxid,
@@ -188,8 +214,9 @@ def system_nodes() -> dict[str, Node]:
     config = Node(b"", READ_ACL_UNSAFE, 0, 0)
     # ZooKeeper sets this ACL with DataTree.setACL(path, acl, -1), storing aversion -1.
     config.aversion = -1
-    root.children.add("zookeeper")
-    zookeeper.children.update(("quota", "config"))
+    root.add_child("zookeeper")
+    zookeeper.add_child("quota")
+    zookeeper.add_child("config")
     return {
         "/": root,
         "/zookeeper": zookeeper,

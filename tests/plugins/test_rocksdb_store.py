@@ -115,6 +115,22 @@ async def test_RocksDBBackend_open_creates_and_locks_the_data_dir(tmp_path: Path
 
 
 @pytest.mark.anyio
+async def test_RocksDBStore_recycles_wal_files_and_keeps_point_in_time_recovery(
+    tmp_path: Path,
+) -> None:
+    """WAL files are reused (cheaper synced writes) while RocksDB keeps the point-in-time
+    WAL recovery the durability design relies on (RocksDB would silently drop one of the
+    two if it considered them incompatible)."""
+    store = RocksDBStore.open(tmp_path)
+    await store.close()
+    options = "\n".join(path.read_text() for path in (tmp_path / DB_DIR).glob("OPTIONS-*")).replace(
+        " ", ""
+    )
+    assert "recycle_log_file_num=2" in options
+    assert "wal_recovery_mode=kPointInTimeRecovery" in options
+
+
+@pytest.mark.anyio
 async def test_RocksDBStore_lock_names_the_holding_process_and_dies_with_it(
     tmp_path: Path,
 ) -> None:

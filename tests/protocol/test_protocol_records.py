@@ -606,3 +606,17 @@ def test_kazoo_decodes_our_MultiResponse(path: str, stat: Stat, err: int) -> Non
     assert results[:4] == [path, True, _kazoo_stat(stat), True]
     assert isinstance(results[4], KAZOO_EXCEPTIONS[err])
     assert len(results) == 5
+
+
+def test_CreateRequest_read_decodes_each_acl_list_exactly_after_a_cached_one() -> None:
+    """ACL lists are decoded through a cache keyed by their encoding (the last one is
+    matched in place): an ACL extending, shortening or changing the cached one, and a
+    malformed one, still decode to what was sent or fail."""
+    anyone = ACL(31, Id("world", "anyone"))
+    digest = ACL(1, Id("digest", "u:h"))
+    for acl in [(anyone,), (anyone, digest), (anyone,), (digest,), (), (anyone,), (digest,)]:
+        request = CreateRequest("/a", b"x", acl, 0)
+        assert CreateRequest.from_bytes(request.to_bytes()) == request
+    truncated = CreateRequest("/a", b"x", (anyone, digest), 0).to_bytes()[:-6]
+    with pytest.raises(ProtocolError):
+        CreateRequest.from_bytes(truncated)

@@ -29,6 +29,7 @@ from coord.protocol import (
     GetDataRequest,
     GetEphemeralsRequest,
     Id,
+    InvalidACLError,
     MultiOp,
     MultiRequest,
     MultiResponse,
@@ -535,6 +536,30 @@ def test_StateMachine_auth_acl_expansion_keeps_duplicates(m: Machine) -> None:
         m.apply(OpCode.CREATE, CreateRequest("/d", b"", acl, 0), auth=(*CLIENT_IDS, alice)).err == 0
     )
     assert m.sm.nodes["/d"].acl == (ACL(Perm.ALL, alice), ACL(Perm.ALL, alice))
+
+
+def test_AclPolicy_reused_acl_tuple_gives_the_same_answers() -> None:
+    """The policy's caches (by ACL tuple identity) never change a verdict: the same tuple
+    checked for different callers and permissions, and one ``auth`` ACL fixed up for
+    different callers, answer as a fresh policy would."""
+    schemes = {"world": WorldScheme(), "digest": DigestScheme(), "ip": IpScheme()}
+    policy = AclPolicy(schemes)
+    alice = DigestScheme().authenticate(None, b"alice:pw")[0]  # type: ignore[arg-type]
+    bob = DigestScheme().authenticate(None, b"bob:pw")[0]  # type: ignore[arg-type]
+    read_only = (ACL(Perm.READ, Id("world", "anyone")), ACL(Perm.ALL, alice))
+    for _ in range(2):  # the second round runs on warm caches
+        policy.check(read_only, Perm.READ, (), "/x")
+        policy.check(read_only, Perm.WRITE, (alice,), "/x")
+        with pytest.raises(NoAuthError):
+            policy.check(read_only, Perm.WRITE, (bob,), "/x")
+        assert policy.fixup(read_only, (bob,), "/x") == read_only
+        auth_acl = (ACL(Perm.ALL, Id("auth", "")),)
+        assert policy.fixup(auth_acl, (alice,), "/x") == (ACL(Perm.ALL, alice),)
+        assert policy.fixup(auth_acl, (bob,), "/x") == (ACL(Perm.ALL, bob),)
+    bad = (ACL(Perm.ALL, Id("nosuchscheme", "x")),)
+    for _ in range(2):  # an invalid ACL is refused every time, never cached as valid
+        with pytest.raises(InvalidACLError):
+            policy.fixup(bad, (), "/x")
 
 
 # --- entries -----------------------------------------------------------------------------------

@@ -7,11 +7,21 @@ from pathlib import Path
 import pytest
 
 from coord.plugins.builtin.rocksdb_store import RocksDBStore
-from coord.protocol import ACL, CloseSessionRequest, CreateRequest, Id, OpCode, Perm, SetDataRequest
+from coord.protocol import (
+    ACL,
+    CloseSessionRequest,
+    CreateRequest,
+    Id,
+    OpCode,
+    Perm,
+    ProtocolError,
+    SetDataRequest,
+)
 from coord.server import AclPolicy, DigestScheme, Entry, IpScheme, StateMachine, WorldScheme
 from coord.server._apply import CreateSession
-from coord.server._persist import encode_node, encode_session, load_state
+from coord.server._persist import decode_node, encode_node, encode_session, load_state
 from coord.server._storage import StoreBatch
+from coord.server._tree import Node
 
 OPEN = (ACL(Perm.ALL, Id("world", "anyone")),)
 SESSION = 0x1234
@@ -73,3 +83,27 @@ async def test_load_state_rebuilds_the_tree_including_system_nodes(tmp_path: Pat
     assert set(loaded.sessions) == {SESSION}
     assert loaded.sessions[SESSION].ephemerals == {"/a/e"}
     assert loaded.sessions[SESSION].passwd == b"p" * 16
+
+
+def test_decode_node_acl_cache_keeps_each_nodes_own_acl() -> None:
+    """Decoding with an ACL cache (as load_state does) gives every node its own ACL and
+    data, shares one tuple between equal ACLs, and still rejects a damaged ACL."""
+    digest = (ACL(Perm.READ, Id("world", "anyone")), ACL(Perm.ALL, Id("digest", "u:h")))
+    nodes = [
+        Node(b"a", OPEN, 1, 10),
+        Node(None, digest, 2, 20, 7),
+        Node(b"", OPEN, 3, 30),
+        Node(b"b" * 300, digest, 4, 40),
+    ]
+    acls: dict[bytes, tuple[ACL, ...]] = {}
+    decoded = [decode_node(encode_node(node), acls) for node in nodes]
+    for node, copy in zip(nodes, decoded, strict=True):
+        assert (copy.data, copy.acl, copy.stat_bytes()) == (node.data, node.acl, node.stat_bytes())
+    assert decoded[0].acl is decoded[2].acl
+    assert decoded[1].acl is decoded[3].acl
+    damaged = encode_node(Node(b"c", OPEN, 5, 50))[:-1]
+    with pytest.raises(ProtocolError):
+        decode_node(damaged, acls)
+    truncated_data = encode_node(Node(b"d" * 10, OPEN, 6, 60))[:60]
+    with pytest.raises(ProtocolError):
+        decode_node(truncated_data, acls)
