@@ -406,12 +406,17 @@ class PeerNetwork:
                 self.on_link_up(link.peer)
             log.debug("link to peer %d up", link.peer)
             try:
+                # No exception may leave the task group: it would come out as an
+                # ExceptionGroup and take the whole server down with this one link.
                 async with stream, anyio.create_task_group() as tg:
                     tg.start_soon(self._watch_close, link, stream, tg.cancel_scope)
-                    await self._send_loop(link, stream)
+                    with contextlib.suppress(
+                        anyio.BrokenResourceError, anyio.ClosedResourceError, OSError
+                    ):
+                        await self._send_loop(link, stream)
                     tg.cancel_scope.cancel()
             except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                pass
+                pass  # closing a broken stream
             finally:
                 link.connected = False
                 link.out = bytearray()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from ensemble_support import FAST
@@ -59,6 +60,11 @@ def _run(cluster: OneBasedCluster, config: ChaosConfig) -> ChaosResult:
     result = run_chaos(cluster, config, target="coord", progress=lines.append)
     print("\n".join(lines))
     print(result.summary())
+    if not result.ok:  # what the members said, for the record
+        ensemble: CoordEnsemble = cluster.ensemble
+        for ident, member in ensemble.members.items():
+            tail = Path(member.log).read_text(errors="replace").splitlines()[-40:]
+            print(f"--- member {ident} ({member.log}), last lines:", *tail, sep="\n")
     return result
 
 
