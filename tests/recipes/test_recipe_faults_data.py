@@ -66,6 +66,10 @@ async def cut_repeatedly(
     """Cut every connection through ``proxy`` every ``every`` s, ``cuts`` times or until
     ``done``; set ``first`` once a cut hit a connection; return how many were cut."""
     total = 0
+    # Start once someone is connected (a slow handshake must not use up the cuts).
+    with anyio.move_on_after(20):
+        while proxy.connection_count == 0 and not done.is_set():  # noqa: ASYNC110
+            await anyio.sleep(0.01)
     for _ in range(cuts):
         with anyio.move_on_after(every):
             await done.wait()
