@@ -44,7 +44,7 @@ import struct
 import time
 from array import array
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -100,7 +100,6 @@ _TAG = struct.Struct(">Q")
 _TAG_OFFSET = 28  # after zxid, time, session id (q q q) and type (i)
 _TYPE = struct.Struct(">i")
 _STAMP = struct.Struct(">qq")
-_COUNT = struct.Struct(">I")
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 _TAIL = 8192
@@ -161,8 +160,12 @@ class StoreLog:
     those.
     """
 
-    def __init__(self, store: LogStore, terms: Sequence[int]) -> None:
+    def __init__(
+        self, store: LogStore, terms: Sequence[int], membership: Callable[[], Membership]
+    ) -> None:
         self.store = store
+        #: The membership as of the store's applied state (the driver keeps it).
+        self.membership = membership
         self._base = store.first_index
         self._terms = array("Q", terms)
         self._tail: deque[LogEntry] = deque(maxlen=_TAIL)
@@ -221,14 +224,10 @@ class StoreLog:
         self._tail.clear()
 
     def snapshot(self) -> SnapshotMeta:
-        """The state this member can ship: the store's applied state (wired in the driver)."""
+        """The state this member can ship: the store's applied state."""
         index = self.store.applied_index
         membership = self.membership()
         return SnapshotMeta(index, self.term(index), membership.voters, membership.learners)
-
-    def membership(self) -> Membership:
-        """The membership as of the store's applied state (the driver's)."""
-        raise NotImplementedError("the driver replaces this")
 
     def compacted(self) -> None:
         """Drop the terms of entries the store no longer keeps."""
@@ -272,8 +271,7 @@ class Replicator:
         self._membership_dirty = False
         self.tick_seconds = config.heartbeat_interval / 1000
         self.election_seconds = config.election_timeout / 1000
-        self.log = StoreLog(server.store, terms)
-        self.log.membership = lambda: self.applied_membership  # type: ignore[method-assign]
+        self.log = StoreLog(server.store, terms, lambda: self.applied_membership)
         store = server.store
         self.raft = Raft(
             RaftConfig(
@@ -468,7 +466,7 @@ class Replicator:
                 if self.is_leader:
                     touch = self.server.tracker.touch
                     now_ms = time.time_ns() // 1_000_000
-                    (count,) = _COUNT.unpack_from(payload, 0)
+                    (count,) = _U32.unpack_from(payload, 0)
                     for k in range(count):
                         (sid,) = _U64.unpack_from(payload, 4 + 8 * k)
                         touch(sid, now_ms)
@@ -484,7 +482,7 @@ class Replicator:
             return
         raws: list[bytes] = []
         offset = 4
-        (count,) = _COUNT.unpack_from(payload, 0)
+        (count,) = _U32.unpack_from(payload, 0)
         for _ in range(count):
             (size,) = _U32.unpack_from(payload, offset)
             offset += 4
@@ -555,7 +553,10 @@ class Replicator:
                 pending[tag] = p
                 tags.append(tag)
         self.inflight.append((leader, self.network.generation[leader], tags))
-        self.network.send(leader, frame(FRAME_FORWARD, _COUNT.pack(len(tags)) + b"".join(parts)))
+        # Every entry is counted, tagged or not (a member's own close of a session whose
+        # client left during the handshake carries no tag).
+        count = _U32.pack(len(parts) // 2)
+        self.network.send(leader, frame(FRAME_FORWARD, count + b"".join(parts)))
 
     async def _persist(self, rd: Ready) -> None:
         server = self.server
@@ -736,7 +737,7 @@ class Replicator:
             self._next_live = now + server.config.tick_time / 2000
             ids = self.live
             self.live = set()
-            payload = _COUNT.pack(len(ids)) + b"".join(_U64.pack(s) for s in ids)
+            payload = _U32.pack(len(ids)) + b"".join(_U64.pack(s) for s in ids)
             self.network.send(raft.leader, frame(FRAME_LIVE, payload))
 
     def _on_leader_change(self) -> None:

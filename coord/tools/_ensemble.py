@@ -251,7 +251,7 @@ def wait_for_leader(
             if member.id not in reported:
                 reported.add(member.id)
                 progress(f"member {member.id} answers on {member.client}")
-            if mode == "leader":
+            if mode in ("leader", "standalone"):  # --size 1 is a standalone server
                 leader = member.id
         if leader and answering == len(members):
             return leader
