@@ -23,6 +23,8 @@ is logged and answered with ``500``. Nothing here knows about znodes.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import json
 import logging
@@ -124,6 +126,27 @@ class Request:
             raise HTTPError(
                 400, "bad_request", f"{name} must be an integer, not {value!r}"
             ) from None
+
+    def basic_credentials(self) -> tuple[str, str] | None:
+        """``(user, password)`` from an ``Authorization: Basic`` header, None without one.
+
+        Raises:
+            HTTPError: 400, the header is present but not valid Basic credentials.
+        """
+        header = self.headers.get("authorization")
+        if header is None:
+            return None
+        scheme, _, encoded = header.partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            raise HTTPError(400, "bad_request", "the Basic credentials are not valid") from None
+        user, colon, password = decoded.partition(":")
+        if not colon:
+            raise HTTPError(400, "bad_request", "Basic credentials must be user:password")
+        return user, password
 
     def json(self) -> Any:
         """The body decoded as JSON.

@@ -3,6 +3,7 @@ requests, streamed bodies that stop when the client goes away; on asyncio and tr
 
 from __future__ import annotations
 
+import base64
 import functools
 import http.client
 import json
@@ -35,7 +36,10 @@ class App:
         self.router.add("GET", "/events", self.events)
 
     async def hello(self, request: Request) -> Response:
-        return Response.json({"name": request.params["name"], "n": request.int_arg("n", 1)})
+        body = {"name": request.params["name"], "n": request.int_arg("n", 1)}
+        if (credentials := request.basic_credentials()) is not None:
+            body["user"] = list(credentials)
+        return Response.json(body)
 
     async def echo(self, request: Request) -> Response:
         return Response.json(
@@ -113,6 +117,11 @@ async def test_routes_params_and_json_errors() -> None:
             {"path": "/a/b", "body": {"x": [1]}, "peer": "127.0.0.1"},
         )
 
+        basic = "Basic " + base64.b64encode(b"bob:s3:cret").decode()
+        status, _, body = await _call(port, "GET", "/hello/x", Authorization=basic)
+        assert json.loads(body)["user"] == ["bob", "s3:cret"]
+        status, _, body = await _call(port, "GET", "/hello/x", Authorization="Basic !!")
+        assert status == 400 and "Basic" in json.loads(body)["message"]
         status, _, body = await _call(port, "GET", "/hello/x?n=three")
         assert status == 400 and json.loads(body)["error"] == "bad_request"
         status, _, body = await _call(port, "PUT", "/echo/x", b"{not json")
