@@ -11,11 +11,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 import coord
 from coord.server._config import (
@@ -32,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = ["build_parser", "configure_logging", "main", "parse_server_config"]
 
-#: Log line format: time, level, logger (named by concern), message.
+#: Log line format (human): time, level, logger (named by concern), message.
 LOG_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)-8s %(name)s: %(message)s"
 LOG_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
@@ -399,38 +398,29 @@ def parse_server_config(argv: Sequence[str], env: Mapping[str, str]) -> ServerCo
     return _config_from_args(args, env)
 
 
-class _StderrHandler(logging.StreamHandler[TextIO]):
-    """Writes to whatever ``sys.stderr`` is at the time of each record."""
-
-    def __init__(self) -> None:
-        super().__init__(sys.stderr)
-
-    @property
-    def stream(self) -> TextIO:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value: TextIO) -> None:
-        pass
-
-
-def configure_logging(level: str) -> None:
-    """Send log records at ``level`` and above to stderr, one line each.
+def configure_logging(config: ServerConfig | str) -> None:
+    """Configure logging as ``config`` says (:func:`coord.server._logging.configure_logging`).
 
     The server logs under loggers named by concern: ``coord.server`` (lifecycle,
-    connections), ``coord.access`` (one line per request, usually DEBUG),
-    ``coord.audit`` (session and ACL changes), ``coord.replication``. Calling this again
-    changes the level without adding a second handler.
+    connections), ``coord.access`` (one line per request, at DEBUG), ``coord.audit``
+    (state changes and authentication, with ``audit``), ``coord.replication``. Calling
+    this again replaces the handler and levels rather than adding a second handler.
 
     Args:
-        level: a :mod:`logging` level name (``ServerConfig.log_level``).
+        config: the server's configuration (``log_level``, ``log_format``,
+            ``log_levels``, ``log_file``), or just a level name.
     """
-    root = logging.getLogger()
-    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT))
-        root.addHandler(handler)
-    root.setLevel(level)
+    from coord.server._logging import configure_logging as configure
+
+    if isinstance(config, str):
+        configure(config)
+    else:
+        configure(
+            config.log_level,
+            format=config.log_format,
+            levels=config.log_levels,
+            file=config.log_file,
+        )
 
 
 def _error(message: object) -> int:
@@ -442,7 +432,10 @@ def _run_server(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from coord.plugins import PluginError
 
     config = _config_from_args(args, env)
-    configure_logging(config.log_level)
+    try:
+        configure_logging(config)
+    except OSError as exc:
+        return _error(f"cannot open log_file {config.log_file!r}: {exc.strerror or exc}")
     from coord.server import StoreError, run
 
     try:
