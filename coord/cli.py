@@ -130,7 +130,99 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tool_commands(commands)
     _add_certs_command(commands)
     _add_shell_command(commands)
+    _add_config_command(commands)
     return parser
+
+
+def _add_config_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``coord config check|from-zoocfg`` (:mod:`coord.tools._config_check`, ``_zoocfg``)."""
+    config = commands.add_parser("config", help="check a config file, or convert a zoo.cfg")
+    config.set_defaults(help_parser=config)
+    config_commands = config.add_subparsers(dest="config_command", metavar="COMMAND")
+    check = config_commands.add_parser(
+        "check",
+        help="check a config file as the server would load it, and more",
+        description="Load FILE with the server's loader (with the COORD_* environment and "
+        "--set overrides over it), check plugins, the data directory, members and files, "
+        "and print OK with the effective configuration and each value's source, or every "
+        "problem with what to do. Exit status: 0 valid, 1 invalid, 2 usage error.",
+    )
+    check.add_argument("file", metavar="FILE", help="the TOML config file")
+    check.add_argument("--json", action="store_true", help="print JSON instead of text")
+    check.add_argument("--no-env", action="store_true", help="ignore COORD_* environment variables")
+    check.add_argument(
+        "--set",
+        dest="set_values",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting, as a command-line flag would (repeatable)",
+    )
+    convert = config_commands.add_parser(
+        "from-zoocfg",
+        help="convert an Apache ZooKeeper zoo.cfg into a coord config file",
+        description="Convert a zoo.cfg (with its dynamicConfigFile and dataDir/myid) into "
+        "coord's TOML. Every key is converted, or kept as a comment saying why it is "
+        "ignored or that it was not understood. Exit status: 0, 1 malformed input, 2 usage.",
+    )
+    convert.add_argument("zoo_cfg", metavar="ZOO_CFG", help="the zoo.cfg file")
+    convert.add_argument("-o", "--output", metavar="FILE", help="write here [default: stdout]")
+    convert.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    convert.add_argument(
+        "--peer-secret-file",
+        metavar="FILE",
+        help="for an ensemble: the members' shared secret file [default: a new random "
+        "peer_secret in the output]",
+    )
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    import json
+
+    from coord.tools._config_check import check_config, format_check
+
+    if not os.path.isfile(args.file):
+        return _error(f"config check: {args.file!r} is not a file")
+    overrides: dict[str, object] = {}
+    for item in args.set_values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            return _error(f"config check: --set {item!r}: expected KEY=VALUE")
+        overrides[key.strip().replace("-", "_")] = value
+    result = check_config(
+        args.file, env=None if args.no_env else os.environ, overrides=overrides or None
+    )
+    if args.json:
+        print(json.dumps(result.to_json(), indent=1))
+    else:
+        print(format_check(result, args.file), file=sys.stdout if result.ok else sys.stderr)
+    return 0 if result.ok else 1
+
+
+def _config_from_zoocfg(args: argparse.Namespace) -> int:
+    from coord.tools._zoocfg import ZooCfgError, convert_zoocfg
+
+    if not os.path.isfile(args.zoo_cfg):
+        return _error(f"config from-zoocfg: {args.zoo_cfg!r} is not a file")
+    if args.output and os.path.exists(args.output) and not args.force:
+        return _error(f"config from-zoocfg: {args.output!r} exists; use --force to replace it")
+    try:
+        result = convert_zoocfg(args.zoo_cfg, peer_secret_file=args.peer_secret_file)
+    except ZooCfgError as exc:
+        print(f"{_PROG}: {exc}", file=sys.stderr)
+        return 1
+    if not args.output:
+        sys.stdout.write(result.toml)
+    else:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(result.toml)
+        print(
+            f"wrote {args.output}: {len(result.settings)} settings, {len(result.ignored)} "
+            f"ignored, {len(result.unknown)} not understood (see its comments); check it "
+            f"with: coord config check {args.output}",
+            file=sys.stderr,
+        )
+    return 0
 
 
 def _add_auth_argument(parser: argparse.ArgumentParser) -> None:
@@ -513,7 +605,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.command,
                 getattr(args, "snapshot_command", None)
                 or getattr(args, "store_command", None)
-                or getattr(args, "ensemble_command", None),
+                or getattr(args, "ensemble_command", None)
+                or getattr(args, "config_command", None),
             )
         )
         if tool is not None:
@@ -772,4 +865,6 @@ _TOOLS: dict[tuple[str, str | None], Callable[[argparse.Namespace], int]] = {
     ("import", None): _import,
     ("certs", None): _certs,
     ("shell", None): _shell,
+    ("config", "check"): _config_check,
+    ("config", "from-zoocfg"): _config_from_zoocfg,
 }
