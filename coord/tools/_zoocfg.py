@@ -178,9 +178,10 @@ def _split_host_port(text: str) -> tuple[str, str]:
 
 
 def _member(
-    sid: int, value: str, source: str, number: int, client_port: int | None, client_host: str
-) -> str:
-    """One ``server.N`` value as a coord member spec."""
+    sid: int, value: str, source: str, number: int, client_port: int | None
+) -> tuple[str, bool]:
+    """One ``server.N`` value as a coord member spec, and whether its client port was
+    assumed (the line has no ``;clientPort``: this file's ``clientPort`` is used)."""
     form = "host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort]"
     addresses, _, client = value.partition(";")
     if "|" in addresses:
@@ -214,13 +215,13 @@ def _member(
                 f"{source}:{number}: server.{sid} has no client port (';clientPort') and "
                 "the file sets no clientPort"
             )
-        chost, port = client_host, client_port
+        chost, port = "", client_port
     if chost in ("", "0.0.0.0", "::", "0:0:0:0:0:0:0:0"):
         chost = host
     shown = f"[{host}]" if ":" in host else host
     cshown = f"[{chost}]" if ":" in chost else chost
     role_part = ":observer" if role == "observer" else ""
-    return f"{sid}={shown}:{quorum_port}{role_part};{cshown}:{port}"
+    return f"{sid}={shown}:{quorum_port}{role_part};{cshown}:{port}", not client.strip()
 
 
 def _read(path: Path, what: str) -> str:
@@ -252,9 +253,7 @@ def convert_zoocfg(zoo_cfg: str | Path, *, peer_secret_file: str | None = None) 
     source = str(path)
     entries = parse_properties(_read(path, "zoo.cfg"), source)
     values = {key: (number, value) for number, key, value in entries}
-    lines: list[str] = [
-        f"# coord configuration converted from {source} by coord config from-zoocfg"
-    ]
+    lines: list[str] = [f"# converted from {source} by: coord config from-zoocfg"]
     settings: dict[str, object] = {}
     ignored: dict[str, str] = {}
     unknown: list[str] = []
@@ -376,8 +375,12 @@ def convert_zoocfg(zoo_cfg: str | Path, *, peer_secret_file: str | None = None) 
             dynamic = path.parent / dynamic.name  # written on another host's path
         member_source = str(dynamic)
         dynamic_entries = parse_properties(_read(dynamic, "dynamicConfigFile"), member_source)
+        lines.append(f"# members from dynamicConfigFile={got[1]}")
         for number, key, value in dynamic_entries:
-            if key.startswith("server.") or key == "version":
+            if key == "version":
+                lines.append(f"# ignored: version={value} ({_IGNORED['version']})")
+                continue
+            if key.startswith("server."):
                 continue
             handled_elsewhere = key in values
             if not handled_elsewhere:
@@ -385,6 +388,7 @@ def convert_zoocfg(zoo_cfg: str | Path, *, peer_secret_file: str | None = None) 
                 values[key] = (number, value)
         member_entries += [(n, k, v) for n, k, v in dynamic_entries if k.startswith("server.")]
     members: list[str] = []
+    assumed_ports = False
     seen_ids: set[int] = set()
     for number, key, value in member_entries:
         handled.add(key)
@@ -395,7 +399,9 @@ def convert_zoocfg(zoo_cfg: str | Path, *, peer_secret_file: str | None = None) 
         if sid in seen_ids:
             raise ZooCfgError(f"{member_source}:{number}: {key} appears twice")
         seen_ids.add(sid)
-        members.append(_member(sid, value, member_source, number, client_port, client_host))
+        spec, assumed = _member(sid, value, member_source, number, client_port)
+        members.append(spec)
+        assumed_ports = assumed_ports or assumed
     if (got := take("peerType")) is not None and got[1].strip().lower() == "observer":
         lines.append("# peerType=observer: this server's members entry carries :observer")
     if server_id is not None:
@@ -406,6 +412,11 @@ def convert_zoocfg(zoo_cfg: str | Path, *, peer_secret_file: str | None = None) 
             "(coord config check fails until it names a members entry)"
         )
     if len(members) > 1:
+        if assumed_ports:
+            lines.append(
+                f"# server.N lines without ';clientPort': their members are assumed to serve "
+                f"clients on clientPort ({client_port}) at their peer host; correct if not"
+            )
         lines.append("members = [")
         lines += [f"    {json.dumps(m)}," for m in members]
         lines.append("]")
@@ -441,14 +452,15 @@ def convert_zoocfg(zoo_cfg: str | Path, *, peer_secret_file: str | None = None) 
         if secure is not None:
             lines.append(
                 f"# secure_port = {_int('secureClientPort', secure[1], source, secure[0])}"
+                "  # secureClientPort"
             )
         for key in ssl_keys:
             value = values[key][1]
             if key == "ssl.keyStore.location":
-                lines.append(f'# tls_cert = "server.pem"  # from {value}')
+                lines.append(f'# tls_cert = "server.pem"  # from {key}={value}')
                 lines.append('# tls_key = "server-key.pem"')
             elif key == "ssl.trustStore.location":
-                lines.append(f'# tls_ca = "ca.pem"  # from {value}')
+                lines.append(f'# tls_ca = "ca.pem"  # from {key}={value}')
             elif key == "ssl.clientAuth":
                 mode = value.lower()
                 mode = mode if mode in ("need", "want", "none") else "need"
