@@ -440,7 +440,11 @@ class Replicator:
                     # the remaining voters so that they do not split the vote.
                     others = sorted(v for v in raft.voters if v != sender)
                     rank = others.index(self.id) if self.id in others else len(others)
-                    log.info("the link from leader %d closed: campaigning soon", sender)
+                    log.info(
+                        "the link from leader %d closed: campaigning soon",
+                        sender,
+                        extra={"member": self.id, "previous_leader": sender, "term": raft.term},
+                    )
                     raft.forget_leader(1 + 3 * rank)
             elif kind == _LINK_UP:
                 # The peer may have restarted, perhaps without its data.
@@ -801,17 +805,20 @@ class Replicator:
                     "role": "follower" if self.id in raft.voters else "observer",
                 },
             )  # fmt: skip
-        else:
+        elif old_leader != NONE:
             log.info(
-                "member %d has no leader in term %d (was %s): election",
-                self.id,
-                raft.term,
-                old_leader if old_leader != NONE else "none",
+                "member %d lost leader %d in term %d: an election follows",
+                self.id, old_leader, raft.term,
                 extra={
-                    "member": self.id, "leader": None, "term": raft.term,
-                    "previous_leader": old_leader if old_leader != NONE else None,
-                    "role": raft.role.name.lower(),
+                    "member": self.id, "leader": None, "previous_leader": old_leader,
+                    "term": raft.term, "role": raft.role.name.lower(),
                 },
+            )  # fmt: skip
+        elif raft.role is Role.CANDIDATE:
+            log.info(
+                "member %d campaigns in term %d",
+                self.id, raft.term,
+                extra={"member": self.id, "leader": None, "term": raft.term, "role": "candidate"},
             )  # fmt: skip
         # Writes this member proposed or forwarded under the old leader may be lost.
         keep: list[int] = []

@@ -273,3 +273,37 @@ def test_server_process_logs_to_the_log_file_without_access_lines_by_default(
     assert "coord.access" not in text
     audit = [line for line in text.splitlines() if " coord.audit: " in line]
     assert any("operation=create path=/logged result=allowed" in line for line in audit)
+
+
+def _json_lines(path: str) -> list[dict[str, object]]:
+    out = []
+    for line in Path(path).read_text().splitlines():
+        if line.startswith("{"):
+            out.append(json.loads(line))
+    return out
+
+
+def test_ensemble_replication_lines_carry_member_leader_and_term() -> None:
+    """coord.replication logs who leads, who follows, and the election after the leader
+    dies, with member/leader/term fields; peer links going down carry the peer."""
+    from coord.testing import CoordEnsemble
+
+    with CoordEnsemble(3, proxies=False, config={"log_format": "json"}) as ensemble:
+        leader = ensemble.wait_for_leader()
+        ensemble.kill(leader)
+        new_leader = ensemble.wait_for_leader(exclude=leader)
+        logs = {i: _json_lines(m.log) for i, m in ensemble.members.items()}
+    replication = {
+        i: [o for o in lines if o["logger"] == "coord.replication"] for i, lines in logs.items()
+    }
+    leads = [o for o in replication[leader] if o.get("role") == "leader"]
+    assert leads and leads[0]["member"] == leader == leads[0]["leader"]
+    assert isinstance(leads[0]["term"], int)
+    for ident in set(ensemble.members) - {leader}:
+        follows = [o for o in replication[ident] if o.get("role") == "follower"]
+        assert any(o["leader"] == leader and o["member"] == ident for o in follows)
+        assert any(o.get("link") == "down" and o.get("peer") == leader for o in replication[ident])
+    elected = [o for o in replication[new_leader] if o.get("role") == "leader"]
+    assert elected[-1]["term"] > leads[0]["term"]  # type: ignore[operator]
+    lost = [o for o in replication[new_leader] if o.get("previous_leader") == leader]
+    assert lost, "the new leader logged losing the old one"
