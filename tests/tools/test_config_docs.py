@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from coord.server._config import ServerConfig
-from coord.tools.config_docs import (
+from coord.tools._config_docs import (
     BEGIN,
     DOC_PATH,
     END,
@@ -50,7 +50,7 @@ def test_update_page_keeps_the_prose_and_replaces_only_the_table() -> None:
 def test_config_docs_check_exits_1_on_a_stale_page(tmp_path: Path) -> None:
     page = tmp_path / "configuration.md"
     page.write_text(f"intro\n{BEGIN}\n| stale |\n{END}\n")
-    command = [sys.executable, "-m", "coord.tools.config_docs", "--path", str(page)]
+    command = [sys.executable, "-m", "coord.tools._config_docs", "--path", str(page)]
     stale = subprocess.run([*command, "--check"], capture_output=True, text=True, check=False)
     assert stale.returncode == 1 and REGENERATE in stale.stdout
     subprocess.run([*command, "--write"], check=True, capture_output=True)

@@ -7,7 +7,7 @@ written by this module from the fields of ``ServerConfig`` (name, type, default,
 
 Regenerate (after adding or changing a field)::
 
-    python -m coord.tools.config_docs --write
+    python -m coord.tools._config_docs --write
 
 ``--check`` exits 1 and says so when the page is stale; without an option the table is
 printed.
@@ -37,7 +37,7 @@ from coord.server._config import (
 __all__ = ["BEGIN", "DOC_PATH", "END", "REGENERATE", "render_settings_table", "update_page"]
 
 #: The command that rewrites the table (quoted in failure messages).
-REGENERATE: Final = "python -m coord.tools.config_docs --write"
+REGENERATE: Final = "python -m coord.tools._config_docs --write"
 BEGIN: Final = f"<!-- BEGIN GENERATED settings table: edit ServerConfig, then run {REGENERATE} -->"
 END: Final = "<!-- END GENERATED settings table -->"
 #: docs/configuration.md of a source checkout.
@@ -132,9 +132,9 @@ def update_page(text: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m coord.tools.config_docs [--write | --check] [--path FILE]``."""
+    """``python -m coord.tools._config_docs [--write | --check] [--path FILE]``."""
     parser = argparse.ArgumentParser(
-        prog="python -m coord.tools.config_docs",
+        prog="python -m coord.tools._config_docs",
         description="Print, check or rewrite the settings table of docs/configuration.md.",
     )
     action = parser.add_mutually_exclusive_group()
