@@ -59,6 +59,8 @@ ENV_PREFIX: Final = "COORD_"
 
 _LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _LOG_FORMATS: Final = ("human", "json")
+#: The ``log_levels`` keys besides logger names (coord/server/_logging.py).
+LOG_CONCERNS: Final = ("server", "access", "audit", "replication")
 _TRUE: Final = frozenset({"true", "1", "yes", "on"})
 _FALSE: Final = frozenset({"false", "0", "no", "off"})
 
@@ -431,8 +433,17 @@ class ServerConfig:
         if self.log_format not in _LOG_FORMATS:
             fail("log_format", f'must be "human" or "json", not {self.log_format!r}')
         for concern, level in self.log_levels.items():
-            if not concern or not all(part.isidentifier() for part in concern.split(".")):
-                fail("log_levels", f"has a bad concern name {concern!r} (e.g. access)")
+            if concern not in LOG_CONCERNS and not (
+                concern.startswith("coord.")
+                and all(part.isidentifier() for part in concern.split("."))
+            ):
+                match = difflib.get_close_matches(concern, LOG_CONCERNS, n=1)
+                hint = f" (did you mean {match[0]!r}?)" if match else ""
+                fail(
+                    "log_levels",
+                    f"names unknown concern {concern!r}{hint}; concerns: "
+                    f"{', '.join(LOG_CONCERNS)}, or a logger name coord.<name>",
+                )
             if level not in _LOG_LEVELS:
                 fail(
                     "log_levels",

@@ -41,7 +41,8 @@ __all__ = [
     "record_fields",
 ]
 
-#: The concerns coord's server logs under, as ``log_levels`` keys (the logger is ``coord.<key>``).
+#: The concerns coord's server logs under, as ``log_levels`` keys (the logger is
+#: ``coord.<key>``); the same names as ``coord.server._config.LOG_CONCERNS``.
 CONCERNS: Final[Mapping[str, str]] = {
     "server": "Lifecycle, connections, sessions, plugins, quotas.",
     "access": "One line per client request (DEBUG): session, client, op, path, result, "

@@ -130,6 +130,8 @@ def test_log_settings_from_env_and_command_line_forms() -> None:
     assert config.log_levels == {"access": "DEBUG"} and config.log_format == "json"
     config = load_config(overrides={"log_levels": "access=DEBUG, replication=info"})
     assert config.log_levels == {"access": "DEBUG", "replication": "INFO"}
+    config = ServerConfig(log_levels={"coord.client": "debug", "audit": "INFO"})
+    assert config.log_levels == {"coord.client": "DEBUG", "audit": "INFO"}
 
 
 @pytest.mark.parametrize(
@@ -137,13 +139,24 @@ def test_log_settings_from_env_and_command_line_forms() -> None:
     [
         ({"log_format": "xml"}, 'log_format must be "human" or "json"'),
         ({"log_levels": {"access": "LOUD"}}, "log_levels [access] must be one of DEBUG"),
-        ({"log_levels": {"": "INFO"}}, "log_levels has a bad concern name"),
+        ({"log_levels": {"": "INFO"}}, "log_levels names unknown concern ''"),
+        (
+            {"log_levels": {"acces": "DEBUG"}},
+            "log_levels names unknown concern 'acces' (did you mean 'access'?)",
+        ),
         ({"log_file": ""}, "log_file must name a file"),
     ],
 )
 def test_bad_log_settings_are_rejected(settings: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         ServerConfig(**settings)  # type: ignore[arg-type]
+
+
+def test_logging_concerns_are_the_config_concerns() -> None:
+    from coord.server._config import LOG_CONCERNS
+    from coord.server._logging import CONCERNS
+
+    assert tuple(CONCERNS) == LOG_CONCERNS
 
 
 def test_bad_log_levels_text_is_rejected() -> None:
