@@ -328,6 +328,16 @@ def _check_members(config: ServerConfig) -> list[ConfigProblem]:
                     )
                 )
             seen[address] = member.id
+    own = members.get(config.server_id)
+    if own is not None and config.port and own.client[1] != config.port:
+        problems.append(
+            ConfigProblem(
+                f"this server's members entry ({own.spec()}) gives client port "
+                f"{own.client[1]}, but port is {config.port}",
+                "make the entry's client port and port the same",
+                "members",
+            )
+        )
     return problems
 
 

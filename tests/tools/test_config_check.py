@@ -156,3 +156,14 @@ def test_config_check_reports_a_bad_environment_variable(tmp_path: Path) -> None
         "port must be an integer, not 'x' (from environment variable COORD_PORT)" in m
         for m in messages
     )
+
+
+def test_config_check_own_member_entry_must_match_port(tmp_path: Path) -> None:
+    config_file = _write(
+        tmp_path / "coord.toml",
+        'storage = "memory"\nport = 2182\nserver_id = 1\npeer_secret = "x"\n'
+        'members = ["1=a:2888;a:2181", "2=b:2888;b:2181"]\n',
+    )
+    result = check_config(config_file)
+    assert [p.key for p in result.problems] == ["members"]
+    assert "gives client port 2181, but port is 2182" in result.problems[0].message
