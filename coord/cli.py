@@ -3,7 +3,8 @@
 ``coord server`` runs a server; each of its flags sets the :class:`ServerConfig` field of
 the same name (``--data-dir`` sets ``data_dir``), over ``COORD_*`` environment variables,
 over the ``--config`` TOML file, over the defaults. ``coord plugins list`` shows the loaded
-plugins and where each comes from. ``python -m coord`` is the same command.
+plugins and where each comes from. ``coord config check|from-zoocfg`` check a config file and
+convert a ZooKeeper zoo.cfg (docs/configuration.md). ``python -m coord`` is the same command.
 """
 
 from __future__ import annotations

@@ -320,3 +320,15 @@ def test_ensemble_replication_lines_carry_member_leader_and_term() -> None:
     assert elected[-1]["term"] > leads[0]["term"]  # type: ignore[operator]
     lost = [o for o in replication[new_leader] if o.get("previous_leader") == leader]
     assert lost, "the new leader logged losing the old one"
+
+
+def test_server_with_an_unopenable_log_file_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], restore_logging: None
+) -> None:
+    from coord.cli import main
+
+    log_file = tmp_path / "missing-dir" / "coord.log"
+    assert main(["server", "--storage", "memory", "--log-file", str(log_file)]) == 2
+    assert f"coord: cannot open log_file '{log_file}': No such file or directory" in (
+        capsys.readouterr().err
+    )
