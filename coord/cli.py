@@ -25,6 +25,7 @@ from coord.server._config import (
     convert_value,
     load_config,
 )
+from coord.server._logging import HUMAN_DATE_FORMAT, HUMAN_FORMAT
 
 if TYPE_CHECKING:
     from coord.protocol import Id
@@ -33,8 +34,8 @@ if TYPE_CHECKING:
 __all__ = ["build_parser", "configure_logging", "main", "parse_server_config"]
 
 #: Log line format (human): time, level, logger (named by concern), message.
-LOG_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)-8s %(name)s: %(message)s"
-LOG_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S"
+LOG_FORMAT = HUMAN_FORMAT
+LOG_DATE_FORMAT = HUMAN_DATE_FORMAT
 
 _PROG = "coord"
 
