@@ -12,7 +12,8 @@ which pairs each reply frame with the oldest noted request and logs one line wit
 session, client, op, path, xid, zxid, result code and latency (read to sent).
 
 Whether a connection keeps an access log is decided when its session is established,
-with ``isEnabledFor(DEBUG)``: with ``coord.access`` above DEBUG the connection holds
+with ``isEnabledFor(DEBUG)`` (and logged as an ``op=connect`` line with the negotiated
+timeout): with ``coord.access`` above DEBUG the connection holds
 ``None`` and the request path pays one ``is not None`` test per request and per write.
 """
 
@@ -98,6 +99,16 @@ class AccessLog:
         self._connection = connection
         self._pending: deque[tuple[int, int, bytes, float]] = deque()
         self._skip = skip
+        session = f"0x{connection.session_id:x}"
+        client = connection.peer_name
+        access_log.debug(
+            "session=%s client=%s op=connect timeout_ms=%d read_only=%s",
+            session, client, connection.timeout, connection.read_only,
+            extra={
+                "session": session, "client": client, "op": "connect",
+                "timeout_ms": connection.timeout, "read_only": connection.read_only,
+            },
+        )  # fmt: skip
 
     @staticmethod
     def wanted() -> bool:

@@ -30,6 +30,8 @@ class _FakeConnection:
 
     session_id = 0x1A2B
     peer_name = "127.0.0.1:5000"
+    timeout = 4000
+    read_only = False
 
 
 def _request(xid: int, op: int, record: object) -> bytes:
@@ -67,7 +69,8 @@ def test_AccessLog_pairs_replies_in_order_skipping_notifications_and_the_handsha
     )
     access.sending(output)
     access.sending(_reply(-2, 0x105, 0))
-    records = caplog_access.records
+    connect, *records = caplog_access.records
+    assert (connect.op, connect.timeout_ms, connect.read_only) == ("connect", 4000, False)  # type: ignore[attr-defined]
     fields = [(r.op, r.path, r.xid, r.zxid, r.err, r.result) for r in records]  # type: ignore[attr-defined]
     assert fields == [
         ("create", "/a", 1, "0x105", 0, "OK"),
@@ -91,7 +94,10 @@ def test_AccessLog_names_a_multis_paths(caplog_access: pytest.LogCaptureFixture)
     access.received(7, OpCode.MULTI, _request(7, OpCode.MULTI, multi))
     access.received(8, OpCode.GET_DATA, struct.pack(">ii", 8, OpCode.GET_DATA) + b"\x00")
     access.sending(_reply(7, 9, 0) + _reply(8, 9, -8))
-    assert [(r.op, r.path) for r in caplog_access.records] == [("multi", "/x,/y"), ("getData", "")]  # type: ignore[attr-defined]
+    assert [(r.op, r.path) for r in caplog_access.records[1:]] == [
+        ("multi", "/x,/y"),
+        ("getData", ""),
+    ]  # type: ignore[attr-defined]
 
 
 def test_op_names_are_zookeepers() -> None:

@@ -257,7 +257,7 @@ def test_server_process_writes_json_with_access_lines_at_the_concern_level(
         lines.append(_stop(process))
     objects = [json.loads(line) for line in "".join(lines).splitlines() if line.strip()]
     access = [o for o in objects if o["logger"] == "coord.access"]
-    by_op = {(o["op"], o["path"]): o for o in access}
+    by_op = {(o["op"], o.get("path")): o for o in access}
     create = by_op[("create", "/logged")]
     assert create["result"] == "OK" and create["err"] == 0
     assert create["session"].startswith("0x") and create["zxid"].startswith("0x")
@@ -265,6 +265,7 @@ def test_server_process_writes_json_with_access_lines_at_the_concern_level(
     assert by_op[("getData", "/missing")]["result"] == "NO_NODE"
     assert by_op[("getData", "/missing")]["err"] == -101
     assert ("closeSession", "") in by_op
+    assert by_op[("connect", None)]["timeout_ms"] > 0
     assert all(o["level"] == "DEBUG" for o in access)
     assert not [o for o in objects if o["level"] == "DEBUG" and o["logger"] != "coord.access"]
     assert any(o["logger"] == "coord.server" and o["level"] == "INFO" for o in objects)
