@@ -3,7 +3,8 @@
 ``coord server`` runs a server; each of its flags sets the :class:`ServerConfig` field of
 the same name (``--data-dir`` sets ``data_dir``), over ``COORD_*`` environment variables,
 over the ``--config`` TOML file, over the defaults. ``coord plugins list`` shows the loaded
-plugins and where each comes from. ``python -m coord`` is the same command.
+plugins and where each comes from. ``coord config check|from-zoocfg`` check a config file and
+convert a ZooKeeper zoo.cfg (docs/configuration.md). ``python -m coord`` is the same command.
 """
 
 from __future__ import annotations
@@ -11,11 +12,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 import coord
 from coord.server._config import (
@@ -25,6 +25,7 @@ from coord.server._config import (
     convert_value,
     load_config,
 )
+from coord.server._logging import HUMAN_DATE_FORMAT, HUMAN_FORMAT
 
 if TYPE_CHECKING:
     from coord.protocol import Id
@@ -32,9 +33,9 @@ if TYPE_CHECKING:
 
 __all__ = ["build_parser", "configure_logging", "main", "parse_server_config"]
 
-#: Log line format: time, level, logger (named by concern), message.
-LOG_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)-8s %(name)s: %(message)s"
-LOG_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S"
+#: Log line format (human): time, level, logger (named by concern), message.
+LOG_FORMAT = HUMAN_FORMAT
+LOG_DATE_FORMAT = HUMAN_DATE_FORMAT
 
 _PROG = "coord"
 
@@ -131,7 +132,99 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tool_commands(commands)
     _add_certs_command(commands)
     _add_shell_command(commands)
+    _add_config_command(commands)
     return parser
+
+
+def _add_config_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``coord config check|from-zoocfg`` (:mod:`coord.tools._config_check`, ``_zoocfg``)."""
+    config = commands.add_parser("config", help="check a config file, or convert a zoo.cfg")
+    config.set_defaults(help_parser=config)
+    config_commands = config.add_subparsers(dest="config_command", metavar="COMMAND")
+    check = config_commands.add_parser(
+        "check",
+        help="check a config file as the server would load it, and more",
+        description="Load FILE with the server's loader (with the COORD_* environment and "
+        "--set overrides over it), check plugins, the data directory, members and files, "
+        "and print OK with the effective configuration and each value's source, or every "
+        "problem with what to do. Exit status: 0 valid, 1 invalid, 2 usage error.",
+    )
+    check.add_argument("file", metavar="FILE", help="the TOML config file")
+    check.add_argument("--json", action="store_true", help="print JSON instead of text")
+    check.add_argument("--no-env", action="store_true", help="ignore COORD_* environment variables")
+    check.add_argument(
+        "--set",
+        dest="set_values",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting, as a command-line flag would (repeatable)",
+    )
+    convert = config_commands.add_parser(
+        "from-zoocfg",
+        help="convert an Apache ZooKeeper zoo.cfg into a coord config file",
+        description="Convert a zoo.cfg (with its dynamicConfigFile and dataDir/myid) into "
+        "coord's TOML. Every key is converted, or kept as a comment saying why it is "
+        "ignored or that it was not understood. Exit status: 0, 1 malformed input, 2 usage.",
+    )
+    convert.add_argument("zoo_cfg", metavar="ZOO_CFG", help="the zoo.cfg file")
+    convert.add_argument("-o", "--output", metavar="FILE", help="write here [default: stdout]")
+    convert.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    convert.add_argument(
+        "--peer-secret-file",
+        metavar="FILE",
+        help="for an ensemble: the members' shared secret file [default: a new random "
+        "peer_secret in the output]",
+    )
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    import json
+
+    from coord.tools._config_check import check_config, format_check
+
+    if not os.path.isfile(args.file):
+        return _error(f"config check: {args.file!r} is not a file")
+    overrides: dict[str, object] = {}
+    for item in args.set_values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            return _error(f"config check: --set {item!r}: expected KEY=VALUE")
+        overrides[key.strip().replace("-", "_")] = value
+    result = check_config(
+        args.file, env=None if args.no_env else os.environ, overrides=overrides or None
+    )
+    if args.json:
+        print(json.dumps(result.to_json(), indent=1))
+    else:
+        print(format_check(result, args.file), file=sys.stdout if result.ok else sys.stderr)
+    return 0 if result.ok else 1
+
+
+def _config_from_zoocfg(args: argparse.Namespace) -> int:
+    from coord.tools._zoocfg import ZooCfgError, convert_zoocfg
+
+    if not os.path.isfile(args.zoo_cfg):
+        return _error(f"config from-zoocfg: {args.zoo_cfg!r} is not a file")
+    if args.output and os.path.exists(args.output) and not args.force:
+        return _error(f"config from-zoocfg: {args.output!r} exists; use --force to replace it")
+    try:
+        result = convert_zoocfg(args.zoo_cfg, peer_secret_file=args.peer_secret_file)
+    except ZooCfgError as exc:
+        print(f"{_PROG}: {exc}", file=sys.stderr)
+        return 1
+    if not args.output:
+        sys.stdout.write(result.toml)
+    else:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(result.toml)
+        print(
+            f"wrote {args.output}: {len(result.settings)} settings, {len(result.ignored)} "
+            f"ignored, {len(result.unknown)} not understood (see its comments); check it "
+            f"with: coord config check {args.output}",
+            file=sys.stderr,
+        )
+    return 0
 
 
 def _add_auth_argument(parser: argparse.ArgumentParser) -> None:
@@ -399,38 +492,29 @@ def parse_server_config(argv: Sequence[str], env: Mapping[str, str]) -> ServerCo
     return _config_from_args(args, env)
 
 
-class _StderrHandler(logging.StreamHandler[TextIO]):
-    """Writes to whatever ``sys.stderr`` is at the time of each record."""
-
-    def __init__(self) -> None:
-        super().__init__(sys.stderr)
-
-    @property
-    def stream(self) -> TextIO:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value: TextIO) -> None:
-        pass
-
-
-def configure_logging(level: str) -> None:
-    """Send log records at ``level`` and above to stderr, one line each.
+def configure_logging(config: ServerConfig | str) -> None:
+    """Configure logging as ``config`` says (:func:`coord.server._logging.configure_logging`).
 
     The server logs under loggers named by concern: ``coord.server`` (lifecycle,
-    connections), ``coord.access`` (one line per request, usually DEBUG),
-    ``coord.audit`` (session and ACL changes), ``coord.replication``. Calling this again
-    changes the level without adding a second handler.
+    connections), ``coord.access`` (one line per request, at DEBUG), ``coord.audit``
+    (state changes and authentication, with ``audit``), ``coord.replication``. Calling
+    this again replaces the handler and levels rather than adding a second handler.
 
     Args:
-        level: a :mod:`logging` level name (``ServerConfig.log_level``).
+        config: the server's configuration (``log_level``, ``log_format``,
+            ``log_levels``, ``log_file``), or just a level name.
     """
-    root = logging.getLogger()
-    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT))
-        root.addHandler(handler)
-    root.setLevel(level)
+    from coord.server._logging import configure_logging as configure
+
+    if isinstance(config, str):
+        configure(config)
+    else:
+        configure(
+            config.log_level,
+            format=config.log_format,
+            levels=config.log_levels,
+            file=config.log_file,
+        )
 
 
 def _error(message: object) -> int:
@@ -442,7 +526,10 @@ def _run_server(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from coord.plugins import PluginError
 
     config = _config_from_args(args, env)
-    configure_logging(config.log_level)
+    try:
+        configure_logging(config)
+    except OSError as exc:
+        return _error(f"cannot open log_file {config.log_file!r}: {exc.strerror or exc}")
     from coord.server import StoreError, run
 
     try:
@@ -520,7 +607,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.command,
                 getattr(args, "snapshot_command", None)
                 or getattr(args, "store_command", None)
-                or getattr(args, "ensemble_command", None),
+                or getattr(args, "ensemble_command", None)
+                or getattr(args, "config_command", None),
             )
         )
         if tool is not None:
@@ -779,4 +867,6 @@ _TOOLS: dict[tuple[str, str | None], Callable[[argparse.Namespace], int]] = {
     ("import", None): _import,
     ("certs", None): _certs,
     ("shell", None): _shell,
+    ("config", "check"): _config_check,
+    ("config", "from-zoocfg"): _config_from_zoocfg,
 }

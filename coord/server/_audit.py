@@ -93,6 +93,19 @@ class AuditEvent:
     error: str = ""
     detail: str = ""
 
+    def fields(self) -> dict[str, object]:
+        """The event as log record fields (the JSON log format's keys)."""
+        return {
+            "session": f"0x{self.session:x}",
+            "client": self.client,
+            "ids": list(self.ids),
+            "operation": self.operation,
+            "path": self.path,
+            "result": self.result,
+            "error": self.error,
+            "detail": self.detail,
+        }
+
     def line(self) -> str:
         """The event as one ``key=value`` log line."""
         fields: list[tuple[str, str]] = [
@@ -156,7 +169,7 @@ class Auditor:
         """Log ``event`` and deliver it to the hooks (a failing hook is logged only)."""
         if not self.enabled:
             return
-        audit_log.info("%s", event.line())
+        audit_log.info("%s", event.line(), extra=event.fields())
         if self.plugins is not None:
             notify_audit_event(self.plugins, event)
 

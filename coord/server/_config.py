@@ -58,6 +58,9 @@ EXPLICIT_FOUR_LETTER_WORDS: Final[frozenset[str]] = frozenset({"snap"})
 ENV_PREFIX: Final = "COORD_"
 
 _LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_LOG_FORMATS: Final = ("human", "json")
+#: The ``log_levels`` keys besides logger names (coord/server/_logging.py).
+LOG_CONCERNS: Final = ("server", "access", "audit", "replication")
 _TRUE: Final = frozenset({"true", "1", "yes", "on"})
 _FALSE: Final = frozenset({"false", "0", "no", "off"})
 
@@ -265,7 +268,26 @@ class ServerConfig:
         None,
         "A SASL user who is superuser once logged in (ZooKeeper's zookeeper.superUser).",
     )
-    log_level: str = _doc("INFO", "Logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL.")
+    log_level: str = _doc(
+        "INFO",
+        "Level of every coord logger (DEBUG, INFO, WARNING, ERROR or CRITICAL); "
+        "log_levels overrides it per concern.",
+    )
+    log_format: str = _doc(
+        "human",
+        'Log line format: "human" (time level logger: message) or "json" (one object per '
+        "line: ts, level, logger, message and the record's fields).",
+    )
+    log_levels: dict[str, str] = field(
+        default_factory=dict,
+        metadata={
+            "doc": "Levels per concern, overriding log_level: keys are server, access, "
+            "audit, replication or a logger name (coord.client), values levels; in TOML a "
+            "table, on the command line and in the environment access=DEBUG,replication=INFO "
+            "or a JSON object."
+        },
+    )
+    log_file: str | None = _doc(None, "File the log is appended to (unset: standard error).")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -284,6 +306,7 @@ class ServerConfig:
         if isinstance(self.tls_reload_interval, int):
             object.__setattr__(self, "tls_reload_interval", float(self.tls_reload_interval))
         object.__setattr__(self, "log_level", self.log_level.upper())
+        object.__setattr__(self, "log_levels", {k: v.upper() for k, v in self.log_levels.items()})
         self._validate()
 
     def _validate(self) -> None:
@@ -407,6 +430,27 @@ class ServerConfig:
             )
         if self.log_level not in _LOG_LEVELS:
             fail("log_level", f"must be one of {', '.join(_LOG_LEVELS)}, not {self.log_level!r}")
+        if self.log_format not in _LOG_FORMATS:
+            fail("log_format", f'must be "human" or "json", not {self.log_format!r}')
+        for concern, level in self.log_levels.items():
+            if concern not in LOG_CONCERNS and not (
+                concern.startswith("coord.")
+                and all(part.isidentifier() for part in concern.split("."))
+            ):
+                match = difflib.get_close_matches(concern, LOG_CONCERNS, n=1)
+                hint = f" (did you mean {match[0]!r}?)" if match else ""
+                fail(
+                    "log_levels",
+                    f"names unknown concern {concern!r}{hint}; concerns: "
+                    f"{', '.join(LOG_CONCERNS)}, or a logger name coord.<name>",
+                )
+            if level not in _LOG_LEVELS:
+                fail(
+                    "log_levels",
+                    f"[{concern}] must be one of {', '.join(_LOG_LEVELS)}, not {level!r}",
+                )
+        if self.log_file is not None and not self.log_file:
+            fail("log_file", "must name a file (leave it unset for standard error)")
 
     @property
     def ensemble(self) -> bool:
@@ -540,13 +584,23 @@ def _is_str_tuple(hint: Any) -> bool:
 
 
 def _is_table(hint: Any) -> bool:
-    return typing.get_origin(_base(hint)) is dict
+    """A table of tables (``dict[str, dict[str, Any]]``: plugin_settings)."""
+    base = _base(hint)
+    return typing.get_origin(base) is dict and typing.get_args(base)[1] is not str
+
+
+def _is_str_map(hint: Any) -> bool:
+    """A table of strings (``dict[str, str]``: log_levels)."""
+    base = _base(hint)
+    return typing.get_origin(base) is dict and typing.get_args(base)[1] is str
 
 
 def _type_name(hint: Any) -> str:
     base = _base(hint)
     if _is_table(base):
         name = "a table of tables (plugin name -> settings)"
+    elif _is_str_map(base):
+        name = "a table of strings"
     elif _is_str_tuple(base):
         name = "a list of strings"
     else:
@@ -561,6 +615,10 @@ def _has_type(value: Any, hint: Any) -> bool:
     if _is_table(base):
         return isinstance(value, dict) and all(
             isinstance(k, str) and isinstance(v, dict) for k, v in value.items()
+        )
+    if _is_str_map(base):
+        return isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
         )
     if _is_str_tuple(base):
         return isinstance(value, tuple) and all(isinstance(v, str) for v in value)
@@ -639,6 +697,8 @@ def convert_value(key: str, value: object, *, source: str) -> object:
             raise bad("a number") from None
     if _is_str_tuple(base):
         return tuple(part.strip() for part in text.split(",") if part.strip())
+    if _is_str_map(base):
+        return _parse_str_map(text, bad)
     if _is_table(base):
         try:
             parsed = json.loads(text) if text else {}
@@ -648,6 +708,28 @@ def convert_value(key: str, value: object, *, source: str) -> object:
             raise bad('a JSON object of objects ({"plugin": {"key": value}})')
         return parsed
     raise AssertionError(f"unhandled field type {hint!r}")  # pragma: no cover
+
+
+def _parse_str_map(text: str, bad: Any) -> dict[str, str]:
+    """``a=x,b=y`` or a JSON object of strings (environment and command line)."""
+    expected = 'a JSON object of strings or comma-separated name=value pairs ("access=DEBUG")'
+    if text.startswith("{"):
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            raise bad(expected) from None
+        if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
+            raise bad(expected)
+        return parsed
+    out: dict[str, str] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip():
+            raise bad(expected)
+        out[name.strip()] = value.strip()
+    return out
 
 
 def _unknown_key(shown: str, key: str, source: str, *, env: bool = False) -> ConfigError:

@@ -410,11 +410,7 @@ class Replicator:
                 if rd.committed_entries:
                     self._apply(rd.committed_entries)
                 if rd.membership is not None and rd.membership != self.applied_membership:
-                    log.info(
-                        "membership: voters %s, learners %s",
-                        sorted(rd.membership.voters),
-                        sorted(rd.membership.learners),
-                    )
+                    self._log_membership(rd.membership)
                     self.applied_membership = rd.membership
                     self._membership_dirty = True
                 raft.advance(rd)
@@ -444,7 +440,11 @@ class Replicator:
                     # the remaining voters so that they do not split the vote.
                     others = sorted(v for v in raft.voters if v != sender)
                     rank = others.index(self.id) if self.id in others else len(others)
-                    log.info("the link from leader %d closed: campaigning soon", sender)
+                    log.info(
+                        "the link from leader %d closed: campaigning soon",
+                        sender,
+                        extra={"member": self.id, "previous_leader": sender, "term": raft.term},
+                    )
                     raft.forget_leader(1 + 3 * rank)
             elif kind == _LINK_UP:
                 # The peer may have restarted, perhaps without its data.
@@ -685,7 +685,11 @@ class Replicator:
         if not others:
             return
         best = max(others, key=lambda v: (raft.progress(v) or (0, 0, None))[0])
-        log.info("handing leadership over to member %d", best)
+        log.info(
+            "handing leadership over to member %d",
+            best,
+            extra={"member": self.id, "to": best, "term": raft.term},
+        )
         raft.transfer_leader(best)
         self.server._commit_wakeup.set()
         with anyio.move_on_after(2 * self.election_seconds):
@@ -719,6 +723,7 @@ class Replicator:
             log.warning(
                 "no leader for %.1f s: closing client connections until one is elected",
                 now - self._leader_contact,
+                extra={"member": self.id, "term": raft.term},
             )
             for connection in list(server.connections):
                 if connection.session_id:
@@ -728,7 +733,11 @@ class Replicator:
             self._fail_queue()
         if raft.leader != NONE and self.cut_off:
             self.cut_off = False
-            log.info("member %d leads; serving clients again", raft.leader)
+            log.info(
+                "member %d leads; serving clients again",
+                raft.leader,
+                extra={"member": self.id, "leader": raft.leader, "term": raft.term},
+            )
             for connection in list(server.connections):
                 if connection.read_only:  # as ZooKeeper: read-only clients move on
                     connection.closing = True
@@ -739,6 +748,28 @@ class Replicator:
             self.live = set()
             payload = _U32.pack(len(ids)) + b"".join(_U64.pack(s) for s in ids)
             self.network.send(raft.leader, frame(FRAME_LIVE, payload))
+
+    def _log_membership(self, new: Membership) -> None:
+        """Log a membership change: who joined, who left, the voters and learners."""
+        old = self.applied_membership
+        before = set(old.voters) | set(old.learners)
+        after = set(new.voters) | set(new.learners)
+        joined, left = sorted(after - before), sorted(before - after)
+        fields = {
+            "member": self.id,
+            "voters": sorted(new.voters),
+            "learners": sorted(new.learners),
+            "joined": joined,
+            "left": left,
+        }
+        log.info(
+            "membership: voters %s, learners %s%s%s",
+            fields["voters"],
+            fields["learners"],
+            f"; joined {joined}" if joined else "",
+            f"; left {left}" if left else "",
+            extra=fields,
+        )
 
     def _on_leader_change(self) -> None:
         raft = self.raft
@@ -751,7 +782,12 @@ class Replicator:
             return
         if raft.role is Role.LEADER:
             self.elections += 1
-            log.info("member %d leads in term %d", self.id, raft.term)
+            log.info(
+                "member %d leads in term %d",
+                self.id,
+                raft.term,
+                extra={"member": self.id, "leader": self.id, "term": raft.term, "role": "leader"},
+            )
             # As ZooKeeper's new leader: every session starts a fresh timeout.
             now_ms = time.time_ns() // 1_000_000
             tracker = server.tracker
@@ -759,7 +795,31 @@ class Replicator:
             for session_id, session in server.state.sessions.items():
                 tracker.add(session_id, session.timeout, now_ms)
         elif raft.leader != NONE:
-            log.info("member %d follows %d in term %d", self.id, raft.leader, raft.term)
+            log.info(
+                "member %d follows %d in term %d",
+                self.id,
+                raft.leader,
+                raft.term,
+                extra={
+                    "member": self.id, "leader": raft.leader, "term": raft.term,
+                    "role": "follower" if self.id in raft.voters else "observer",
+                },
+            )  # fmt: skip
+        elif old_leader != NONE:
+            log.info(
+                "member %d lost leader %d in term %d: an election follows",
+                self.id, old_leader, raft.term,
+                extra={
+                    "member": self.id, "leader": None, "previous_leader": old_leader,
+                    "term": raft.term, "role": raft.role.name.lower(),
+                },
+            )  # fmt: skip
+        elif raft.role is Role.CANDIDATE:
+            log.info(
+                "member %d campaigns in term %d",
+                self.id, raft.term,
+                extra={"member": self.id, "leader": None, "term": raft.term, "role": "candidate"},
+            )  # fmt: skip
         # Writes this member proposed or forwarded under the old leader may be lost.
         keep: list[int] = []
         if raft.role is Role.LEADER:

@@ -404,7 +404,7 @@ class PeerNetwork:
             link.out = bytearray()
             if self.on_link_up is not None:
                 self.on_link_up(link.peer)
-            log.debug("link to peer %d up", link.peer)
+            log.info("link to peer %d up", link.peer, extra={"peer": link.peer, "link": "up"})
             try:
                 # No exception may leave the task group: it would come out as an
                 # ExceptionGroup and take the whole server down with this one link.
@@ -420,7 +420,7 @@ class PeerNetwork:
             finally:
                 link.connected = False
                 link.out = bytearray()
-            log.debug("link to peer %d down", link.peer)
+            log.info("link to peer %d down", link.peer, extra={"peer": link.peer, "link": "down"})
             await link.back_off(delay)
 
     async def _watch_close(

@@ -81,6 +81,7 @@ from coord.protocol import (
 from coord.protocol._jute import INT, REPLY_HEADER, write_string
 from coord.protocol._records import REQUEST_TYPES
 
+from ._access import AccessLog
 from ._acl import AclPolicy, PeerInfo
 from ._apply import ENTRY_SESSION_OWNER, ApplyResult, CreateSession, Entry, Noop, StateMachine
 from ._audit import Auditor
@@ -255,6 +256,8 @@ class Connection:
         #: The SASL exchange in progress or done (coord/server/_sasl.py).
         self.sasl: Any = None
         self.sasl_done = False
+        #: One coord.access line per request, when enabled (coord/server/_access.py).
+        self.access: AccessLog | None = None
 
     def __hash__(self) -> int:
         return id(self)
@@ -305,6 +308,8 @@ class Connection:
                     continue
                 data = self.out
                 self.out = bytearray()
+                if self.access is not None:
+                    self.access.sending(data)
                 # Transports accept any buffer; the old bytearray is never mutated again.
                 await stream.send(data)  # type: ignore[arg-type]
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
@@ -451,6 +456,8 @@ class Connection:
         # `max_outstanding_requests` unanswered ones.
         quantum = server.config.requests_per_turn
         limit = server.config.max_outstanding_requests
+        if AccessLog.wanted():
+            self.access = AccessLog(self, len(self.out))
         while not self.closing:
             batch = frames()
             if (quantum and len(batch) > quantum) or (limit and len(self.pending) >= limit):
@@ -501,6 +508,8 @@ class Connection:
             xid = reader.read_int()  # raises ProtocolError: truncated
             op = reader.read_int()
         self.received += 1
+        if self.access is not None:
+            self.access.received(xid, op, frame)
         server = self.server
         record_type = REQUEST_TYPES.get(op)
         if record_type is None:
