@@ -29,6 +29,7 @@ import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -38,7 +39,7 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker
 from matplotlib.figure import Figure
 
-from benchmarks.results import RESULTS_DIR, Chart, ResultSet, load_all
+from benchmarks.results import RESULTS_DIR, Chart, Measure, ResultSet, load_all
 
 __all__ = ["IMG_DIR", "chart_digest", "main", "recorded_digest", "render", "render_all"]
 
@@ -49,7 +50,7 @@ ZOOKEEPER_COLOR = "#b0b0b0"
 BETTER_COLOR = "#2ca02c"
 WORSE_COLOR = "#d62728"
 
-_STYLE = {
+_STYLE: dict[str, Any] = {
     "svg.hashsalt": "coord-benchmarks",
     "svg.fonttype": "none",
     "font.family": "DejaVu Sans",
@@ -82,6 +83,12 @@ def _number(value: float) -> str:
     if value.is_integer() or abs(value) >= 1000:
         return f"{value:,.0f}"
     return f"{value:.4g}"
+
+
+def _ratio_text(measure: Measure) -> str:
+    if measure.zookeeper == 0:
+        return "coord/ZK: -"
+    return f"coord/ZK: {measure.ratio:.2f}"
 
 
 def _label(name: str, width: int) -> str:
@@ -118,14 +125,7 @@ def _bars(fig: Figure, result_set: ResultSet, chart: Chart) -> None:
             top = max(top, y)
             ax.annotate(_number(v), (x, y), textcoords="offset points", xytext=(0, 3),
                         ha="center", va="bottom", fontsize=8)  # fmt: skip
-    for x, m in zip(xs, measures):
-        color = BETTER_COLOR if m.coord_is_better else WORSE_COLOR
-        if m.coord == m.zookeeper:
-            color = "#555555"
-        ax.annotate(f"coord/ZK {m.ratio:.2f}", (x, 0), textcoords="offset points",
-                    xytext=(0, -30 if len(measures) > 1 else -22), ha="center", va="top",
-                    fontsize=8, color=color, annotation_clip=False)  # fmt: skip
-    ax.set_xticks(xs, [_label(m.name, 22) for m in measures])
+    ax.set_xticks(xs, [f"{_label(m.name, 22)}\n{_ratio_text(m)}" for m in measures])
     ax.tick_params(axis="x", length=0)
     unit = measures[0].unit
     better = {m.better for m in measures}

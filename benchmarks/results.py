@@ -47,6 +47,7 @@ from typing import Any, Literal
 
 __all__ = [
     "FORMAT",
+    "Better",
     "RESULTS_DIR",
     "Chart",
     "Measure",
@@ -91,7 +92,9 @@ class Measure:
 
     @property
     def ratio(self) -> float:
-        """coord / ZooKeeper."""
+        """coord / ZooKeeper (infinite when ZooKeeper's value is 0 and coord's is not)."""
+        if self.zookeeper == 0:
+            return 1.0 if self.coord == 0 else math.inf
         return self.coord / self.zookeeper
 
     @property
@@ -213,14 +216,15 @@ def _measure(data: object, where: str) -> Measure:
     better = data.get("better")
     if better not in ("higher", "lower"):
         raise ResultsError(f"{where}: 'better' must be 'higher' or 'lower', got {better!r}")
+    coord = _number(data.get("coord"), f"{where}.coord")
     zookeeper = _number(data.get("zookeeper"), f"{where}.zookeeper")
-    if zookeeper <= 0:
-        raise ResultsError(f"{where}.zookeeper: must be positive (ratios divide by it)")
+    if coord < 0 or zookeeper < 0:
+        raise ResultsError(f"{where}: values must not be negative")
     return Measure(
         name=_string(data, "name", where),
         unit=_string(data, "unit", where),
         better=better,
-        coord=_number(data.get("coord"), f"{where}.coord"),
+        coord=coord,
         zookeeper=zookeeper,
         coord_range=_range(data.get("coord_range"), f"{where}.coord_range"),
         zookeeper_range=_range(data.get("zookeeper_range"), f"{where}.zookeeper_range"),
@@ -245,6 +249,10 @@ def _chart(data: object, measures: dict[str, Measure], where: str) -> Chart:
         raise ResultsError(f"{where}: no such measures {missing}")
     if kind == "bars" and len({measures[name].unit for name in names}) != 1:
         raise ResultsError(f"{where}: a bars chart needs one unit for all its measures")
+    if kind == "ratio":
+        zero = [name for name in names if measures[name].zookeeper <= 0]
+        if zero:
+            raise ResultsError(f"{where}: a ratio chart divides by ZooKeeper's value, 0 in {zero}")
     return Chart(file, kind, _string(data, "title", where), tuple(names))
 
 
@@ -327,9 +335,9 @@ def measure_from_runs(
     zookeeper: Sequence[float],
 ) -> Measure | None:
     """A measure from the per-run values of both servers: medians, and the min-max range
-    when there were several runs. None when either side has no value (or ZooKeeper's is 0).
+    when there were several runs. None when either side has no value.
     """
-    if not coord or not zookeeper or statistics.median(zookeeper) <= 0:
+    if not coord or not zookeeper:
         return None
     return Measure(
         name=name,

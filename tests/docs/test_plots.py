@@ -139,7 +139,11 @@ def _valid() -> dict[str, object]:
         (lambda d: d.update(extra=1), "unknown keys ['extra']"),
         (lambda d: d["measures"][0].update(better="more"), "'better' must be"),
         (lambda d: d["measures"][0].update(coord="fast"), "expected a number"),
-        (lambda d: d["measures"][0].update(zookeeper=0), "must be positive"),
+        (lambda d: d["measures"][0].update(zookeeper=-1), "must not be negative"),
+        (
+            lambda d: d["measures"][0].update(zookeeper=0),
+            "divides by ZooKeeper's value, 0 in ['a']",
+        ),
         (lambda d: d["measures"][0].update(coord_range=[3, 1]), "min 3.0 > max 1.0"),
         (lambda d: d["measures"][1].update(name="a"), "same name"),
         (lambda d: d["charts"][0].update(measures=["a", "c"]), "no such measures ['c']"),
@@ -162,9 +166,9 @@ def test_write_refuses_a_bad_set_and_writes_nothing(tmp_path: Path) -> None:
         measured="m",
         source="s",
         command="c",
-        measures=(Measure("a", "req/s", "higher", 1.0, 0.0),),
+        measures=(Measure("a", "req/s", "higher", 1.0, -1.0),),
     )
     target = tmp_path / "bad.json"
-    with pytest.raises(ResultsError, match="must be positive"):
+    with pytest.raises(ResultsError, match="must not be negative"):
         bad.write(target)
     assert not target.exists()
