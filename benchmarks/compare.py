@@ -40,6 +40,7 @@ from typing import TextIO
 from benchmarks import loadgen
 from benchmarks._zookeeper import SERVER_JVM_OPTIONS, BenchZooKeeper
 from benchmarks.loadgen import LATENCY_SCENARIOS, SCENARIOS, LoadSpec, Result
+from benchmarks.results import Chart, Measure, ResultSet, measure_from_runs
 from benchmarks.storage_bench import fsync_latencies
 from coord.server import ServerConfig
 
@@ -590,6 +591,61 @@ def render(
     return "\n".join(out) + "\n"
 
 
+_SHORT = {"set": "setData", "create": "create", "create-delete": "create+delete"}
+
+
+def result_set(
+    rows: list[_Row], command: str, measured: str, source: str, charts_prefix: str
+) -> ResultSet:
+    """The comparison as a :class:`benchmarks.results.ResultSet` (``--results-json``):
+    the table's medians and ranges, a bars chart of the throughputs and a ratio chart of
+    everything, named ``<charts_prefix>-throughput.svg`` and ``<charts_prefix>-ratios.svg``.
+    """
+    measures: list[Measure | None] = []
+    for row in rows:
+        title = _TITLES[row.scenario].removesuffix(" (req/s)")
+        if row.scenario in LATENCY_SCENARIOS:
+            for key in ("p50", "p99"):
+                co, zk = _latencies(row.coord, key), _latencies(row.zookeeper, key)
+                measures.append(measure_from_runs(f"{title}, {key}", "ms", "lower", co, zk))
+            continue
+        measures.append(
+            measure_from_runs(title, "req/s", "higher", _rates(row.coord), _rates(row.zookeeper))
+        )
+        if row.scenario in _LOADED_LATENCY:
+            for key in ("p50", "p99"):
+                co, zk = _latencies(row.coord, key), _latencies(row.zookeeper, key)
+                name = f"{_SHORT[row.scenario]} latency at {_shape(row)}, {key}"
+                measures.append(measure_from_runs(name, "ms", "lower", co, zk))
+    present = tuple(m for m in measures if m is not None)
+    if not present:
+        raise ValueError("no scenario was measured on both servers")
+    throughput = tuple(m.name for m in present if m.unit == "req/s")
+    charts = []
+    if throughput:
+        charts.append(Chart(f"{charts_prefix}-throughput.svg", "bars", "Throughput", throughput))
+    charts.append(
+        Chart(
+            f"{charts_prefix}-ratios.svg",
+            "ratio",
+            "coord / ZooKeeper",
+            tuple(
+                m.name
+                for m in present
+                if m.zookeeper > 0 and (not m.name.endswith("p99") or "1x1" in m.name)
+            ),
+        )
+    )
+    return ResultSet(
+        title="coord and Apache ZooKeeper, standalone",
+        measured=measured,
+        source=source,
+        command=command,
+        measures=present,
+        charts=tuple(charts),
+    )
+
+
 def _other_cores(result: Result) -> float:
     if result.machine_cpu is None or result.server_cpu is None or not result.seconds:
         return 0.0
@@ -648,6 +704,13 @@ def _argument_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", type=Path, help="also write every run's results here")
     parser.add_argument(
+        "--results-json",
+        type=Path,
+        metavar="FILE",
+        help="also write the summary (medians, ranges, charts) in the format of "
+        "benchmarks/results/ (see benchmarks/results.py; `make plots` draws it)",
+    )
+    parser.add_argument(
         "--coord-arg",
         action="append",
         default=[],
@@ -686,7 +749,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         sys.argv[1:] if argv is None else list(argv)
     )
     if args.from_json:
-        return _combine(args.from_json, args.output, out)
+        return _combine(args.from_json, args.output, out, args.results_json)
     base = LoadSpec(
         duration=args.duration,
         warmup=args.warmup,
@@ -762,6 +825,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
                 ),
                 encoding="utf-8",
             )
+        if args.results_json:
+            _write_results(args.results_json, rows, command, f"{revision}; {args.rounds} rounds")
         errors = sum(r.error_count for row in rows for _, r in _runs(row))
         return 1 if errors else 0
     finally:
@@ -771,7 +836,17 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _combine(paths: Sequence[Path], style: str, out: TextIO) -> int:
+def _write_results(
+    path: Path, rows: list[_Row], command: str, source: str, when: float | None = None
+) -> None:
+    measured = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(when))
+    result_set(rows, command, measured, source, path.stem).write(path)
+    _progress(f"results written to {path}")
+
+
+def _combine(
+    paths: Sequence[Path], style: str, out: TextIO, results_json: Path | None = None
+) -> int:
     """Render one report from the ``--json`` files of several invocations: every run of a
     scenario and server, from all of them, goes into its medians and ranges."""
     by_name: dict[str, _Row] = {}
@@ -812,6 +887,10 @@ def _combine(paths: Sequence[Path], style: str, out: TextIO) -> int:
         file=out,
         end="",
     )
+    if results_json:
+        sources = "; ".join(notes) or f"{len(paths)} invocations"
+        newest = max(path.stat().st_mtime for path in paths)  # when the last run ended
+        _write_results(results_json, rows, command, f"combined: {sources}", newest)
     errors = sum(r.error_count for row in rows for _, r in _runs(row))
     return 1 if errors else 0
 

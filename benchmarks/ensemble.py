@@ -27,12 +27,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from benchmarks import loadgen
 from benchmarks.loadgen import LoadSpec, Result
+from benchmarks.results import Chart, Measure, ResultSet, measure_from_runs
 
-__all__ = ["main"]
+__all__ = ["main", "result_set"]
 
 TARGETS = {"set": 0.7, "get": 1.0, "failover": 2.0}
 
@@ -232,6 +234,62 @@ def _rows(coord: Outcome, zk: Outcome) -> Iterator[str]:
         )
 
 
+_NAMES = {"set": "setData throughput", "get": "getData throughput"}
+
+
+def result_set(coord: Outcome, zk: Outcome, command: str, measured: str) -> ResultSet:
+    """The comparison as a :class:`benchmarks.results.ResultSet` (``--results-json``), with
+    a bars chart of the throughputs and a ratio chart of everything."""
+    measures: list[Measure | None] = []
+    for scenario, result in coord.results.items():
+        other = zk.results.get(scenario)
+        if other is None:
+            continue
+        if scenario == "set-latency":
+            for q in ("p50", "p99"):
+                a, b = result.latency_ms.get(q), other.latency_ms.get(q)
+                measures.append(
+                    measure_from_runs(
+                        f"setData latency {q}, 1x1",
+                        "ms",
+                        "lower",
+                        [a] if a is not None else [],
+                        [b] if b is not None else [],
+                    )
+                )
+            continue
+        name = _NAMES.get(scenario, f"{scenario} throughput")
+        measures.append(measure_from_runs(name, "req/s", "higher", [result.rate], [other.rate]))
+    if coord.failovers and zk.failovers:
+        name = f"leader fail-over (median of {len(coord.failovers)})"
+        measures.append(measure_from_runs(name, "s", "lower", coord.failovers, zk.failovers))
+    present = tuple(m for m in measures if m is not None)
+    if not present:
+        raise ValueError("nothing was measured on both ensembles")
+    charts = []
+    throughput = tuple(m.name for m in present if m.unit == "req/s")
+    if throughput:
+        charts.append(
+            Chart("ensemble-throughput.svg", "bars", "3-member ensembles: throughput", throughput)
+        )
+    charts.append(
+        Chart(
+            "ensemble-ratios.svg",
+            "ratio",
+            "3-member ensembles: coord / ZooKeeper",
+            tuple(m.name for m in present if m.zookeeper > 0),
+        )
+    )
+    return ResultSet(
+        title="Three-member ensembles",
+        measured=measured,
+        source="python -m benchmarks.ensemble",
+        command=command,
+        measures=present,
+        charts=tuple(charts),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ensemble", description=__doc__)
     parser.add_argument(
@@ -243,10 +301,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--procs", type=int, default=1)
     parser.add_argument("--failovers", type=int, default=5)
+    parser.add_argument(
+        "--results-json",
+        type=Path,
+        metavar="FILE",
+        help="also write the numbers in the format of benchmarks/results/ "
+        "(see benchmarks/results.py; `make plots` draws it)",
+    )
     args = parser.parse_args(argv)
     zk = _measure("zookeeper", _ZooKeeperSide(), args)
     coord = _measure("coord", _CoordSide(), args)
     print("\n".join(_rows(coord, zk)))
+    if args.results_json:
+        command = "python -m benchmarks.ensemble " + " ".join(
+            sys.argv[1:] if argv is None else argv
+        )
+        measured = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        result_set(coord, zk, command, measured).write(args.results_json)
     return 0
 
 

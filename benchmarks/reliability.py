@@ -31,6 +31,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, TextIO
 
+from benchmarks.results import Chart as ResultChart
+from benchmarks.results import Measure, ResultSet, measure_from_runs
 from coord.testing import (
     ChaosConfig,
     ChaosResult,
@@ -45,7 +47,7 @@ from coord.testing import (
     zookeeper_available,
 )
 
-__all__ = ["TARGETS", "main"]
+__all__ = ["TARGETS", "main", "result_set"]
 
 
 @contextlib.contextmanager
@@ -117,6 +119,13 @@ def _argument_parser() -> argparse.ArgumentParser:
         nargs="+",
         metavar="FILE",
         help="run nothing: render earlier --json files side by side",
+    )
+    parser.add_argument(
+        "--results-json",
+        type=Path,
+        metavar="FILE",
+        help="with --from-json of a coord and a zookeeper run: also write the outages in "
+        "the format of benchmarks/results/ (see benchmarks/results.py; `make plots`)",
     )
     return parser
 
@@ -193,6 +202,66 @@ def _report(result: ChaosResult, config: ChaosConfig, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def result_set(results: Sequence[ChaosResult], command: str, measured: str) -> ResultSet:
+    """coord's run against ZooKeeper's as a :class:`benchmarks.results.ResultSet`: the
+    longest write outage per kind of fault (a bars chart) and the acknowledged writes;
+    lost writes and violations go into the notes.
+
+    Raises:
+        ValueError: ``results`` lacks a ``coord`` or a ``zookeeper`` run.
+    """
+    by_target = {r.target: r for r in results}
+    coord, zk = by_target.get("coord"), by_target.get("zookeeper")
+    if coord is None or zk is None:
+        raise ValueError("--results-json needs a coord run and a zookeeper run")
+
+    def longest(result: ChaosResult, fault: Fault) -> list[float]:
+        outages = [
+            r.write_outage for r in result.faults if r.fault is fault and r.write_outage is not None
+        ]
+        return [max(outages)] if outages else []
+
+    measures: list[Measure | None] = [
+        measure_from_runs(fault.value, "s", "lower", longest(coord, fault), longest(zk, fault))
+        for fault in Fault
+    ]
+    measures.append(
+        measure_from_runs(
+            "acknowledged writes",
+            "writes",
+            "higher",
+            [coord.acknowledged_writes],
+            [zk.acknowledged_writes],
+        )
+    )
+    present = tuple(m for m in measures if m is not None)
+    outages = tuple(m.name for m in present if m.unit == "s")
+    notes = tuple(
+        f"{name}: acknowledged writes lost {r.acknowledged_writes_lost}, "
+        f"violations {len(r.violations)}"
+        for name, r in (("coord", coord), ("ZooKeeper", zk))
+    )
+    charts = ()
+    if outages:
+        charts = (
+            ResultChart(
+                "reliability-outages.svg",
+                "bars",
+                "Longest write outage per fault (lower is better)",
+                outages,
+            ),
+        )
+    return ResultSet(
+        title="Reliability under faults: longest write outage per fault",
+        measured=measured,
+        source="python -m benchmarks.reliability (docs/reliability.md)",
+        command=command,
+        measures=present,
+        charts=charts,
+        notes=notes,
+    )
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """The ``python -m benchmarks.reliability`` command.
 
@@ -204,6 +273,13 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     if args.from_json:
         results = [_from_json(json.loads(path.read_text())) for path in args.from_json]
         out.write(render_markdown(results))
+        if args.results_json:
+            newest = max(path.stat().st_mtime for path in args.from_json)
+            measured = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(newest))
+            command = "python -m benchmarks.reliability --from-json " + " ".join(
+                str(path) for path in args.from_json
+            )
+            result_set(results, command, measured).write(args.results_json)
         return 0 if all(r.ok for r in results) else 1
     logging.getLogger("kazoo").setLevel(logging.CRITICAL)
     command = "python -m benchmarks.reliability " + " ".join(

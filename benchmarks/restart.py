@@ -53,6 +53,7 @@ from benchmarks.compare import (
     wait_quiet,
 )
 from benchmarks.loadgen import SimpleClient
+from benchmarks.results import Better, Chart, Measure, ResultSet, measure_from_runs
 from coord.protocol import ACL, CreateRequest, GetDataRequest, Id, OpCode, Perm, Record
 
 __all__ = ["Fill", "Restart", "ServerReport", "main"]
@@ -587,6 +588,86 @@ def _rows(reports: Sequence[ServerReport], shape: Shape) -> list[tuple[str, ...]
     ]
 
 
+def result_set(
+    reports: Sequence[ServerReport], shape: Shape, command: str, measured: str
+) -> ResultSet:
+    """coord against ZooKeeper as a :class:`benchmarks.results.ResultSet`
+    (``--results-json``): the table's numbers, a bars chart of the times and one of the
+    memory and disk.
+
+    Raises:
+        ValueError: coord or ZooKeeper was not measured (both are needed).
+    """
+    by_name = {r.name: r for r in reports if not r.status}
+    coord, zk = by_name.get("coord"), by_name.get("ZooKeeper")
+    if coord is None or zk is None:
+        raise ValueError("--results-json needs both coord and ZooKeeper measured")
+
+    def fill(name: str, unit: str, better: Better, get: Callable[[Fill], float | None]) -> None:
+        a, b = get(coord.fill), get(zk.fill)
+        measures.append(
+            measure_from_runs(
+                name, unit, better, [a] if a is not None else [], [b] if b is not None else []
+            )
+        )
+
+    def restarts(name: str, unit: str, get: Callable[[Restart], float | None]) -> None:
+        a, b = (
+            [v for v in (get(x) for x in r.restarts if x.error is None) if v is not None]
+            for r in (coord, zk)
+        )
+        measures.append(measure_from_runs(name, unit, "lower", a, b))
+
+    measures: list[Measure | None] = []
+    fill_name = f"fill: {shape.leaves:,} creates"
+    fill(fill_name, "s", "lower", lambda f: f.seconds)
+    fill("fill rate", "creates/s", "higher", lambda f: f.rate)
+    fill("RSS after the fill", "MiB", "lower", lambda f: f.rss_mib)
+    fill("graceful stop after the fill", "s", "lower", lambda f: f.stop_seconds)
+    fill("data on disk after the stop", "MiB", "lower", lambda f: f.disk_mib)
+    restarts("restart: time to serve the last node", "s", lambda x: x.serve_seconds)
+    restarts("RSS when serving", "MiB", lambda x: x.rss_serving_mib)
+    restarts("full read: getData of every node", "s", lambda x: x.read_seconds)
+    restarts("RSS after the full read", "MiB", lambda x: x.rss_read_mib)
+    restarts("peak RSS since the restart", "MiB", lambda x: x.peak_rss_mib)
+    present = tuple(m for m in measures if m is not None)
+    names = {m.name for m in present}
+    times = tuple(
+        n
+        for n in (
+            fill_name,
+            "restart: time to serve the last node",
+            "full read: getData of every node",
+        )
+        if n in names
+    )
+    memory = tuple(
+        n
+        for n in (
+            "RSS after the fill",
+            "RSS when serving",
+            "RSS after the full read",
+            "data on disk after the stop",
+        )
+        if n in names
+    )
+    charts = []
+    if times:
+        charts.append(Chart("restart-time.svg", "bars", f"{shape.leaves:,} znodes: times", times))
+    if memory:
+        charts.append(
+            Chart("restart-memory.svg", "bars", f"{shape.leaves:,} znodes: memory and disk", memory)
+        )
+    return ResultSet(
+        title=f"Restart with {shape.leaves:,} znodes",
+        measured=measured,
+        source=f"python -m benchmarks.restart; {len(coord.restarts)} restarts per server",
+        command=command,
+        measures=present,
+        charts=tuple(charts),
+    )
+
+
 def _details(report: ServerReport) -> Iterator[str]:
     f = report.fill
     yield (
@@ -697,6 +778,13 @@ def _argument_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--output", choices=("text", "docs-table"), default="text")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--results-json",
+        type=Path,
+        metavar="FILE",
+        help="also write the summary in the format of benchmarks/results/ "
+        "(see benchmarks/results.py; `make plots` draws it)",
+    )
     return parser
 
 
@@ -756,6 +844,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
                 "servers": [asdict(r) for r in reports],
             }
             args.json.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+        if args.results_json:
+            measured = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+            result_set(reports, shape, command, measured).write(args.results_json)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     failed = any(
