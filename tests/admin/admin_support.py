@@ -71,3 +71,16 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 def metric_names(samples: Samples) -> set[str]:
     return {name for name, _ in samples}
+
+
+def exported_names(text: str) -> set[str]:
+    """Every sample name /metrics can show: each TYPE'd family (with a histogram's
+    _bucket/_sum/_count), whether or not it has samples yet."""
+    names = set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ", 3)
+            names.add(name)
+            if kind == "histogram":
+                names |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"}
+    return names

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from admin_support import get, parse_metrics
+from admin_support import exported_names, get, parse_metrics
 from kazoo.client import KazooClient
 
 from coord.testing._server import CoordServerThread
@@ -44,19 +44,6 @@ def metric_names(expr: str) -> set[str]:
     expr = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", "", expr)
     names = re.findall(r"\b[a-zA-Z_:][a-zA-Z0-9_:]*\b(?!\s*\()", expr)
     return {n for n in names if n.lower() not in _KEYWORDS}
-
-
-def exported_names(text: str) -> set[str]:
-    """Every sample name /metrics can show: each TYPE'd family (with a histogram's
-    _bucket/_sum/_count), whether or not it has samples yet."""
-    names = set()
-    for line in text.splitlines():
-        if line.startswith("# TYPE "):
-            _, _, name, kind = line.split(" ", 3)
-            names.add(name)
-            if kind == "histogram":
-                names |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"}
-    return names
 
 
 def test_metric_name_extraction() -> None:
