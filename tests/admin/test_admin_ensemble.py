@@ -17,14 +17,18 @@ from coord.testing._ensemble import CoordEnsemble
 FAST = {"tick_time": 250, "heartbeat_interval": 50, "election_timeout": 500}
 
 
-def admin_address(ensemble: CoordEnsemble, ident: int, timeout: float = 10.0) -> str:
-    """The admin address member ``ident`` logged (it binds port 0)."""
+def admin_address(
+    ensemble: CoordEnsemble, ident: int, timeout: float = 10.0, *, after: int = 0
+) -> str:
+    """The admin address member ``ident`` logged (it binds port 0) after byte ``after``
+    of its log (a restarted member appends to it)."""
     log = Path(ensemble.members[ident].log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = re.search(r"admin on (127\.0\.0\.1:\d+)", log.read_text(errors="replace"))
+        text = log.read_bytes()[after:].decode(errors="replace")
+        found = re.findall(r"admin on (127\.0\.0\.1:\d+)", text)
         if found:
-            return found.group(1)
+            return found[-1]
         time.sleep(0.05)
     raise AssertionError(f"member {ident} did not log its admin address; see {log}")
 
@@ -123,3 +127,34 @@ def test_ready_goes_503_on_a_member_cut_off_from_the_leader(ensemble: CoordEnsem
     finally:
         ensemble.heal()
     wait_for(lambda: get_json(admin, "/ready")[0] == 200, timeout=20)
+
+
+def test_snapshot_catch_ups_are_counted() -> None:
+    """A member that slept through more writes than the leader's log keeps catches up by
+    snapshot: the leader counts one sent, the member one installed."""
+    with CoordEnsemble(3, config={**FAST, "admin_port": 0, "log_retain": 20}, proxies=False) as ens:
+        leader = ens.leader()
+        assert leader is not None
+        sleeper = next(i for i in ens.members if i != leader)
+        ens.kill(sleeper)
+        client = KazooClient(hosts=ens.member_address(leader), timeout=5)
+        client.start(timeout=10)
+        try:
+            for i in range(120):
+                client.create(f"/snap-{i}", b"x")
+        finally:
+            client.stop()
+            client.close()
+        offset = Path(ens.members[sleeper].log).stat().st_size
+        ens.start_member(sleeper)
+        sleeper_admin = admin_address(ens, sleeper, after=offset)
+        leader_admin = admin_address(ens, leader)
+
+        def installed() -> bool:
+            samples = parse_metrics(get(sleeper_admin, "/metrics")[2].decode())
+            return value(samples, "coord_snapshots_installed_total") >= 1
+
+        wait_for(installed, timeout=20)
+        samples = parse_metrics(get(leader_admin, "/metrics")[2].decode())
+        assert value(samples, "coord_snapshots_sent_total") >= 1
+        wait_for(lambda: get_json(sleeper_admin, "/ready")[0] == 200)
