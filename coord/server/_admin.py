@@ -40,6 +40,7 @@ import anyio.abc
 
 from coord.protocol import (
     CoordError,
+    ExistsRequest,
     GetACLRequest,
     GetACLResponse,
     GetChildren2Request,
@@ -354,11 +355,19 @@ def admin_app(server: Server) -> Router:
             raise _refused(read, path)
         answer = GetChildren2Response.read(read)
         children = sorted(answer.children)
+        listed = children[:MAX_CHILDREN]
+        # Each child's own child count, where this client may read the child (else null).
+        counts: dict[str, int | None] = {}
+        for name in listed:
+            child = f"{path.rstrip('/')}/{name}"
+            stat = _read(server, OpCode.EXISTS, ExistsRequest(child, False), ids)
+            counts[name] = None if isinstance(stat, CoordError) else Stat.read(stat).num_children
         return Response.json(
             {
                 "path": path,
                 "stat": _stat(answer.stat),
-                "children": children[:MAX_CHILDREN],
+                "children": listed,
+                "child_counts": counts,
                 "truncated": len(children) > MAX_CHILDREN,
                 "total_children": len(children),
             }

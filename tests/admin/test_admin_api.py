@@ -18,6 +18,7 @@ def test_tree_lists_children_with_the_stat(server: CoordServerThread, zk: KazooC
     status, body = get_json(server.admin_address, "/api/tree?path=/app")
     assert status == 200
     assert body["children"] == ["a", "b"]
+    assert body["child_counts"] == {"a": 0, "b": 0}
     assert body["stat"]["numChildren"] == 2
     assert body["truncated"] is False
 
@@ -65,6 +66,8 @@ def test_reads_respect_acls_like_an_unauthenticated_client(
     assert "the secret" not in json.dumps(body)
     status, body = get_json(admin, "/api/tree?path=/private")
     assert status == 403 and body["error"] == "not_authorized"
+    # Listed under its parent, but its own child count is not shown.
+    assert get_json(admin, "/api/tree?path=/")[1]["child_counts"]["private"] is None
     status, body = get_json(admin, "/api/node?path=/private", auth=("alice", "wrong"))
     assert body["authorized"] is False
     status, body = get_json(admin, "/api/node?path=/private", auth=("alice", "secret"))

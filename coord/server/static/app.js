@@ -38,9 +38,10 @@ function time(ms) {
 
 // --- tree ---------------------------------------------------------------------------
 
-function treeItem(path, name) {
+function treeItem(path, name, count) {
+  // count: the node's number of children (null: unknown, the node may not be read)
   const item = el("li", { "data-path": path });
-  const toggle = el("span", { class: "toggle", onclick: () => expand(item, path) }, "▸");
+  const toggle = el("span", { class: "toggle", onclick: () => expand(item, path) }, count === 0 ? " " : "▸");
   const label = el("span", { class: "name", onclick: () => select(path) }, name);
   item.append(toggle, label);
   return item;
@@ -60,7 +61,9 @@ async function expand(item, path, open) {
   if (status !== 200) {
     list.append(el("li", { class: "unauthorized" }, status === 403 ? "not authorized" : body.message));
   } else {
-    for (const name of body.children) list.append(treeItem(childPath(path, name), name));
+    for (const name of body.children) {
+      list.append(treeItem(childPath(path, name), name, body.child_counts[name]));
+    }
     if (body.truncated) list.append(el("li", { class: "more" }, `… ${body.total_children - body.children.length} more`));
     if (!body.children.length) toggle.textContent = " ";
   }
