@@ -288,6 +288,16 @@ class ServerConfig:
         },
     )
     log_file: str | None = _doc(None, "File the log is appended to (unset: standard error).")
+    admin_port: int | None = _doc(
+        None,
+        "Admin HTTP port: ZooKeeper's AdminServer commands as JSON, /health, /ready, "
+        "Prometheus /metrics and a read-only web page at /ui/ (unset: off; 0 picks a free "
+        "port, logged). See docs/admin.md.",
+    )
+    admin_host: str = _doc(
+        "127.0.0.1",
+        "Address the admin port binds to; an empty string binds every interface.",
+    )
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -549,6 +559,11 @@ def _validate_tls_and_limits(config: ServerConfig, fail: Any) -> None:
             "x509_identity",
             f"must be one of {', '.join(_X509_IDENTITIES)}, not {config.x509_identity!r}",
         )
+    if config.admin_port is not None:
+        if not 0 <= config.admin_port <= 65535:
+            fail("admin_port", f"must be between 0 and 65535, not {config.admin_port}")
+        if config.admin_port and config.admin_port in (config.port, config.secure_port):
+            fail("admin_port", f"must differ from the client ports ({config.admin_port})")
     if config.max_outstanding_requests < 0:
         fail(
             "max_outstanding_requests",

@@ -640,6 +640,7 @@ class Replicator:
                 m.to, frame(FRAME_RAFT, encode_raft(dataclasses.replace(m, snapshot=meta)))
             )
             ok = True
+            self.server.metrics.snapshots_sent += 1
         except (StoreError, ConnectionError, OSError) as exc:
             log.warning("snapshot to member %d failed: %s", m.to, exc)
         finally:
@@ -671,6 +672,7 @@ class Replicator:
         )
         self._fail(list(self.pending), "the state was replaced by a snapshot")
         server.reload_state()
+        server.metrics.snapshots_installed += 1
         self.log.installed(meta)
         self.applied_membership = membership
         self._membership_dirty = False
@@ -780,6 +782,7 @@ class Replicator:
             self._leader_contact = time.monotonic()
         if raft.leader == old_leader and raft.term == old_term:
             return
+        server.metrics.leader_changes += 1
         if raft.role is Role.LEADER:
             self.elections += 1
             log.info(

@@ -88,6 +88,8 @@ from ._audit import Auditor
 from ._config import ServerConfig
 from ._ensemble import Replicator
 from ._failpoints import _armed, failpoint
+from ._metrics import Metrics
+from ._metrics import clock as _clock
 from ._persist import encode_node, encode_session, load_state
 from ._sasl import handle_sasl
 from ._sessions import SessionTracker
@@ -210,10 +212,13 @@ def now_ms() -> int:
 class _Slot:
     """One unanswered request in a connection's FIFO."""
 
-    __slots__ = ("done", "logged", "op", "reply", "request", "xid")
+    __slots__ = ("arrival", "done", "logged", "op", "reply", "request", "xid")
 
-    def __init__(self, xid: int, op: int, request: Record | None, *, logged: bool = False) -> None:
+    def __init__(
+        self, xid: int, op: int, request: Record | None, arrival: int = 0, *, logged: bool = False
+    ) -> None:
         self.xid = xid
+        self.arrival = arrival  # the metrics clock when its connection read it
         self.op = op
         self.request = request
         self.reply: bytes | None = None
@@ -249,6 +254,8 @@ class Connection:
         self.received = 0
         self.sent = 0
         self.last_op = "NA"
+        #: The metrics clock when the requests being handled were read (once per read).
+        self.turn = _clock()
         #: `snap` was sent: run() streams a snapshot (coord/server/_snapshot.py).
         self.snapshot_requested = False
         #: Served in read-only mode (an ensemble member cut off from a majority).
@@ -459,6 +466,7 @@ class Connection:
         if AccessLog.wanted():
             self.access = AccessLog(self, len(self.out))
         while not self.closing:
+            self.turn = _clock()
             batch = frames()
             if (quantum and len(batch) > quantum) or (limit and len(self.pending) >= limit):
                 await self._handle_throttled(batch, quantum, limit)
@@ -524,7 +532,7 @@ class Connection:
         if op in _HOT_WRITES and not self.read_only:
             # The common writes first: no multi, no internal opcode, not read-only.
             request = record_type.read(reader)
-            slot = _Slot(xid, op, request, logged=True)
+            slot = _Slot(xid, op, request, self.turn, logged=True)
             self.pending.append(slot)
             server.propose(self, op, request, slot, frame[8:])
             return
@@ -543,9 +551,9 @@ class Connection:
             request = record_type.read(reader)
         if op in _READS:
             if not self.pending:
-                self._answer(xid, op, request)
+                self._answer(xid, op, request, self.turn)
             else:
-                self.pending.append(_Slot(xid, op, request))
+                self.pending.append(_Slot(xid, op, request, self.turn))
         elif self.read_only and (op in _WRITES or op == OpCode.SYNC):
             if op == OpCode.CLOSE_SESSION:
                 # A read-only session is this member's alone: nothing to log.
@@ -558,7 +566,7 @@ class Connection:
                 self._enqueue_error(xid, op, ErrorCode.NOT_READ_ONLY)
         elif op in _WRITES or (op == OpCode.SYNC and server.replicator is not None):
             # In an ensemble sync goes through the log too (coord/server/_ensemble.py).
-            slot = _Slot(xid, op, request, logged=True)
+            slot = _Slot(xid, op, request, self.turn, logged=True)
             self.pending.append(slot)
             server.propose(self, op, request, slot, frame[8:])
         elif op == OpCode.AUTH:
@@ -566,9 +574,9 @@ class Connection:
             self._authenticate(xid, request)
         elif op in _LOCAL:
             if not self.pending:
-                self._answer(xid, op, request)
+                self._answer(xid, op, request, self.turn)
             else:
-                self.pending.append(_Slot(xid, op, request))
+                self.pending.append(_Slot(xid, op, request, self.turn))
 
     def _enqueue_error(self, xid: int, op: int, err: int) -> None:
         slot = _Slot(xid, op, None)
@@ -608,7 +616,7 @@ class Connection:
         )  # fmt: skip
         self._enqueue_error(xid, OpCode.AUTH, 0)
 
-    def _answer(self, xid: int, op: int, request: Record) -> None:
+    def _answer(self, xid: int, op: int, request: Record, arrival: int) -> None:
         """Evaluate a read or local request now and queue its reply."""
         server = self.server
         state = server.state
@@ -632,9 +640,12 @@ class Connection:
             else:
                 body = self._local(xid, op, request)
         except CoordError as exc:
-            self._reply(xid, zxid, int(exc.code or ErrorCode.SYSTEM_ERROR), b"")
+            err = int(exc.code or ErrorCode.SYSTEM_ERROR)
+            self._reply(xid, zxid, err, b"")
+            server.metrics.request(op, arrival, err)
             return
         self._reply(xid, zxid, 0, body)
+        server.metrics.request(op, arrival, 0)
 
     def _local(self, xid: int, op: int, request: Record) -> bytes:
         server = self.server
@@ -698,6 +709,7 @@ class Connection:
         body = result.body
         header = _pack_frame_reply(16 + len(body), slot.xid, zxid, result.err)
         self.last_op = _OP_NAMES.get(op, "NA")
+        self.server.metrics.request(op, slot.arrival, result.err)
         auditor = self.server.auditor
         if auditor.enabled:
             auditor.request(
@@ -742,7 +754,7 @@ class Connection:
             else:
                 pending.popleft()
                 assert head.request is not None
-                self._answer(head.xid, head.op, head.request)
+                self._answer(head.xid, head.op, head.request, head.arrival)
         if not pending:
             done = self._pending_done
             if done is not None:
@@ -876,6 +888,10 @@ class Server:
             config.server_id << 56
         )
         self.latency = LatencyStats()
+        #: Counters for /metrics (coord/server/_metrics.py).
+        self.metrics = Metrics()
+        #: The admin endpoint's bound addresses, when admin_port is set.
+        self.admin_addresses: list[tuple[str, int]] = []
         self.packets_received = 0
         self.packets_sent = 0
 
@@ -1127,7 +1143,9 @@ class Server:
     async def _write(self, batch: StoreBatch, *, sync: bool) -> None:
         """Write to the store, or stop the server: nothing is acknowledged unless durable."""
         try:
+            started = _clock()
             await self.store.write(batch, sync=sync)
+            self.metrics.store_write(started, sync, len(batch.entries))
         except StoreError as exc:
             self.failed = exc
             log.critical(
@@ -1426,6 +1444,10 @@ class Server:
                     tg.start_soon(self._commit_loop)
                 tg.start_soon(self._expire_loop)
                 tg.start_soon(self._reap_loop)
+                if self.config.admin_port is not None:
+                    from ._admin import serve_admin
+
+                    self.admin_addresses = await tg.start(serve_admin, self)
                 async with anyio.create_task_group() as listeners:
                     self._listeners = listeners.cancel_scope
                     for transport in self.transports:

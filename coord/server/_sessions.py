@@ -84,6 +84,10 @@ class SessionTracker:
         """The session's negotiated timeout in ms."""
         return self._timeout.get(session_id)
 
+    def expiry_map(self) -> dict[int, list[int]]:
+        """Deadline (ms) -> the ids of the sessions expiring then, sorted (for ``dump``)."""
+        return {d: sorted(ids) for d, ids in sorted(self._buckets.items())}
+
     def next_deadline(self) -> int | None:
         """The earliest bucket deadline, if any session is tracked."""
         return min(self._buckets) if self._buckets else None

@@ -29,7 +29,8 @@ A receiver tells the two apart by the tar magic at offset 257 of the first 512 b
 Security: whoever can send ``snap`` receives every znode and session of the store,
 whatever the ACLs say (and session passwords with them). That is why it is off by
 default and not covered by ``*``; enable it only where the client port is reachable by
-operators alone. An admin API with its own authentication will replace it.
+operators alone. The admin endpoint's ``snapshot`` command (coord/server/_admin.py) streams
+the same archive over HTTP and is enabled by the same setting.
 
 Scratch directories are ``<data_dir>/.snapshot-<pid>-<n>`` (same file system as the
 store, so the checkpoint is made of hard links and costs almost no space or time);
@@ -48,6 +49,7 @@ import shutil
 import tarfile
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
@@ -66,6 +68,9 @@ __all__ = [
     "MANIFEST",
     "MANIFEST_FORMAT",
     "SNAP",
+    "archive_chunks",
+    "open_snapshot",
+    "remove_scratch",
     "snapshot_allowed",
     "stream_snapshot",
 ]
@@ -195,12 +200,44 @@ def _padding(size: int) -> bytes:
 async def _send_archive(connection: Connection, copy: Path, store: dict[str, Any]) -> int:
     """Stream every file under ``copy`` then the manifest; returns the bytes sent."""
     stream = connection.stream
-    files: list[dict[str, Any]] = []
     sent = 0
+    async for chunk in archive_chunks(connection.server, copy, store):
+        await stream.send(chunk)
+        sent += len(chunk)
+    return sent
+
+
+async def open_snapshot(server: Server) -> tuple[Path, Path, dict[str, Any]]:
+    """Make a point-in-time copy of the store: ``(scratch directory, copy, description)``.
+
+    The caller streams it with :func:`archive_chunks` and removes the scratch directory
+    (:func:`remove_scratch`). The admin endpoint's ``snapshot`` command uses this.
+
+    Raises:
+        StoreError: the backend cannot copy itself (e.g. ``memory``).
+    """
+    scratch = await anyio.to_thread.run_sync(_scratch_dir, server)
+    try:
+        copy = scratch / "copy"
+        await server.store.copy_to(copy)
+        info = await anyio.to_thread.run_sync(_describe, copy)
+    except BaseException:
+        await remove_scratch(scratch)
+        raise
+    return scratch, copy, info
+
+
+async def remove_scratch(scratch: Path) -> None:
+    """Remove a scratch directory of :func:`open_snapshot` (shielded from cancellation)."""
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(shutil.rmtree, scratch, True)
+
+
+async def archive_chunks(server: Server, copy: Path, store: dict[str, Any]) -> AsyncIterator[bytes]:
+    """The tar archive of every file under ``copy`` then the manifest, chunk by chunk."""
+    files: list[dict[str, Any]] = []
     for path, name, size in await anyio.to_thread.run_sync(_list_files, copy):
-        header = _tar_header(name, size)
-        await stream.send(header)
-        sent += len(header)
+        yield _tar_header(name, size)
         digest = hashlib.sha256()
         remaining = size
         handle = await anyio.to_thread.run_sync(_open, path)
@@ -211,18 +248,15 @@ async def _send_archive(connection: Connection, copy: Path, store: dict[str, Any
                 )
                 if not data:
                     raise OSError(f"{path} shrank while being sent")
-                await stream.send(data)
+                yield data
                 remaining -= len(data)
-                sent += len(data)
         finally:
             with contextlib.suppress(OSError):
                 handle.close()
         pad = _padding(size)
         if pad:
-            await stream.send(pad)
-            sent += len(pad)
+            yield pad
         files.append({"name": name, "size": size, "sha256": digest.hexdigest()})
-    server = connection.server
     manifest = json.dumps(
         {
             "format": MANIFEST_FORMAT,
@@ -237,5 +271,4 @@ async def _send_archive(connection: Connection, copy: Path, store: dict[str, Any
     ).encode()
     tail = _tar_header(MANIFEST, len(manifest)) + manifest + _padding(len(manifest))
     tail += bytes(2 * _BLOCK)  # end of archive
-    await stream.send(tail)
-    return sent + len(tail)
+    yield tail

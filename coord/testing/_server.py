@@ -93,6 +93,13 @@ class CoordServerThread:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def admin_address(self) -> str | None:
+        """``"127.0.0.1:PORT"`` of the admin endpoint (start with ``admin_port=0``), or
+        None when it is off."""
+        addresses = self.server.admin_addresses
+        return f"{addresses[0][0]}:{addresses[0][1]}" if addresses else None
+
     def replace_config(self, **changes: Any) -> None:
         """Change settings that are read at use time (e.g. four_letter_words)."""
         self.server.config = dataclasses.replace(self.server.config, **changes)
