@@ -28,6 +28,7 @@ Routes (docs/admin.md shows each with curl):
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import mimetypes
@@ -54,7 +55,7 @@ from coord.protocol import (
 )
 
 from ._fourlw import COMMANDS, command_data, find_command
-from ._http import HTTPError, Request, Response, Router, serve_http
+from ._http import App, HTTPError, Request, Response, Router, serve_http
 from ._tree import validate_path
 
 if TYPE_CHECKING:
@@ -83,13 +84,50 @@ async def serve_admin(
     cancelled; reports the bound addresses through ``task_status``."""
     config = server.config
     assert config.admin_port is not None
+    app = admin_app(server)
     await serve_http(
         config.admin_host,
         config.admin_port,
-        admin_app(server),
+        _loopback_only(app) if _is_loopback(config.admin_host) else app,
         name="admin",
         task_status=task_status,
     )
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address, possibly ``[v6]``) is this machine only."""
+    host = host.strip("[]")
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _loopback_only(app: Router) -> App:
+    """``app`` answering only requests addressed to a loopback name (the ``Host`` header).
+
+    An endpoint bound to loopback is meant for this machine; a web page elsewhere can still
+    make a browser here send it requests through DNS rebinding (its own name resolving to
+    127.0.0.1), with a ``Host`` header naming that site. Refusing those keeps such a page
+    from reading znodes with this machine's ``ip`` identity.
+    """
+
+    async def guarded(request: Request) -> Response:
+        host = request.headers.get("host", "")
+        name = host.rpartition("]")[0] + "]" if host.startswith("[") else host.partition(":")[0]
+        if not _is_loopback(name):
+            raise HTTPError(
+                403,
+                "forbidden_host",
+                f"the admin endpoint listens on loopback and answers only requests to "
+                f"localhost or a loopback address, not {host!r}; set admin_host to serve "
+                "other names",
+            )
+        return await app(request)
+
+    return guarded
 
 
 def readiness(server: Server) -> tuple[bool, str]:

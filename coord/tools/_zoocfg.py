@@ -336,12 +336,16 @@ def convert_zoocfg(zoo_cfg: str | Path, *, peer_secret_file: str | None = None) 
             )
             ignored["admin.serverPort"] = "this coord has no admin_port setting"
         elif enabled:
-            put("admin_port", port, "admin.serverPort")
+            present = (("admin.enableServer", admin_enable), ("admin.serverPort", admin_port))
+            put("admin_port", port, ", ".join(key for key, got in present if got is not None))
         else:
             lines.append("# admin.enableServer=false: admin_port left unset (no admin endpoint)")
     if (got := take("admin.serverAddress")) is not None:
-        lines.append(f"# ignored: admin.serverAddress={got[1]} (the admin endpoint binds host)")
-        ignored["admin.serverAddress"] = "the admin endpoint binds host"
+        if "admin_host" in _FIELD_NAMES:
+            put("admin_host", got[1], "admin.serverAddress")
+        else:
+            lines.append(f"# ignored: admin.serverAddress={got[1]} (this coord has no admin_host)")
+            ignored["admin.serverAddress"] = "this coord has no admin_host setting"
 
     # --- dataDir and myid ----------------------------------------------------------------
     data_dir = take("dataDir")

@@ -13,12 +13,19 @@ _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
 def get(
-    address: str, path: str, *, method: str = "GET", auth: tuple[str, str] | None = None
+    address: str,
+    path: str,
+    *,
+    method: str = "GET",
+    auth: tuple[str, str] | None = None,
+    host_header: str | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
     """``(status, headers in lower case, body)`` of one request to ``address``."""
     host, port = address.rsplit(":", 1)
     connection = http.client.HTTPConnection(host, int(port), timeout=10)
     headers = {}
+    if host_header is not None:
+        headers["Host"] = host_header
     if auth is not None:
         token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
         headers["Authorization"] = f"Basic {token}"

@@ -123,3 +123,21 @@ def test_static_files_are_served_and_nothing_else(server: CoordServerThread) -> 
     assert status == 200 and "javascript" in headers["content-type"]
     assert get(admin, "/ui/../_admin.py")[0] == 404
     assert get(admin, "/ui/nosuch.js")[0] == 404
+
+
+def test_a_loopback_endpoint_refuses_other_host_names(
+    server: CoordServerThread, zk: KazooClient
+) -> None:
+    """DNS rebinding: a page from evil.example whose name now resolves to 127.0.0.1 makes
+    the browser send ``Host: evil.example``; the loopback-bound endpoint refuses it and
+    so never reads a znode with this machine's ip identity for that page."""
+    zk.create("/local-only", b"trusted", acl=[make_acl("ip", "127.0.0.1", read=True)])
+    admin = server.admin_address
+    port = admin.rsplit(":", 1)[1]
+    for host in (f"evil.example:{port}", "evil.example", f"10.1.2.3:{port}"):
+        status, body = get_json(admin, "/api/node?path=/local-only", host_header=host)
+        assert (status, body["error"]) == (403, "forbidden_host"), host
+        assert "trusted" not in json.dumps(body)
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", "localhost"):
+        status, body = get_json(admin, "/api/node?path=/local-only", host_header=host)
+        assert status == 200 and body["data"]["text"] == "trusted", host
