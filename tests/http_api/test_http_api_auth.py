@@ -18,6 +18,7 @@ import pytest
 from http_support import Api, b64, basic, http_address
 
 from coord.client import digest_id
+from coord.plugins.hookspecs import hookimpl
 from coord.testing._server import CoordServerThread
 from coord.tools._certs import DevPki, create_dev_pki
 
@@ -124,3 +125,34 @@ def test_http_api_https_refuses_plain_http(https_server: CoordServerThread) -> N
     plain = Api(*http_address(https_server.server))
     with pytest.raises((http.client.HTTPException, OSError)):
         plain.get("/v1/whoami")
+
+
+# --- audit ---------------------------------------------------------------------------------
+
+
+class AuditCollector:
+    """A plugin recording audit events."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    @hookimpl
+    def coord_audit_event(self, event: Any) -> None:
+        self.events.append(event)
+
+
+def test_http_api_requests_are_audited_as_their_sender() -> None:
+    collector = AuditCollector()
+    with CoordServerThread(plugins=[collector], audit=True, http_port=0) as server:
+        api = Api(*http_address(server.server))
+        alice = api.with_headers(**basic("alice", "pw"))
+        assert alice.post("/v1/node/audited", {"acl": _acl("auth", "")}).status == 201
+        assert api.put("/v1/node/audited", {"data": ""}).status == 403
+        events = server.call(lambda: list(collector.events))
+    creates = [e for e in events if e.operation == "create" and e.path == "/audited"]
+    assert len(creates) == 1
+    assert creates[0].result == "allowed"
+    assert creates[0].client.startswith("127.0.0.1:")
+    assert digest_id("alice", "pw").scheme + ":" + digest_id("alice", "pw").id in creates[0].ids
+    denied = [e for e in events if e.operation == "setData" and e.path == "/audited"]
+    assert [(e.result, e.error) for e in denied] == [("denied", "NO_AUTH")]

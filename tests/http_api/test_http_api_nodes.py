@@ -14,6 +14,7 @@ from typing import Any
 from http_support import Api, b64
 from kazoo.client import KazooClient
 
+import coord
 from coord.testing._server import CoordServerThread
 
 STAT_FIELDS = {
@@ -222,3 +223,15 @@ def test_http_api_writes_are_visible_to_kazoo_and_back(
     finally:
         kazoo.stop()
         kazoo.close()
+
+
+def test_http_api_and_the_sdk_see_each_other(
+    api: Api, root: str, coord_http: CoordServerThread
+) -> None:
+    with coord.connect_sync(coord_http.address) as client:
+        client.create(f"{root}/sdk", b"from-sdk")
+        assert api.get(f"/v1/node{root}/sdk?encoding=utf8").body["data"] == "from-sdk"
+        api.post("/v1/multi", {"ops": [{"op": "set", "path": f"{root}/sdk", "data": b64(b"x")},
+                                       {"op": "create", "path": f"{root}/more"}]})  # fmt: skip
+        assert client.get(f"{root}/sdk")[0] == b"x"
+        assert sorted(client.children(root)) == ["more", "sdk"]
