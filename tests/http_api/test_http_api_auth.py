@@ -61,6 +61,9 @@ def test_http_api_malformed_basic_credentials_are_refused(api: Api) -> None:
     assert bad.status == 400
     no_colon = api.get("/v1/whoami", headers={"Authorization": "Basic YWxpY2U="})
     assert no_colon.status == 400
+    bearer = api.get("/v1/whoami", headers={"Authorization": "Bearer abc"})
+    assert (bearer.status, bearer.body["error"]) == (401, "auth_failed")
+    assert bearer.headers["www-authenticate"] == 'Basic realm="coord"'
 
 
 def test_http_api_client_address_is_the_ip_identity(api: Api, root: str) -> None:

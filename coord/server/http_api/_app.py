@@ -338,13 +338,22 @@ class HttpApi:
         """Who sent ``request``: address, Basic credentials, client certificate.
 
         Raises:
-            HTTPError: 400, malformed Basic credentials.
+            HTTPError: 400, malformed Basic credentials; 401, another kind of
+                ``Authorization``.
         """
         peer = request.peer
+        credentials = request.basic_credentials()
+        if credentials is None and "authorization" in request.headers:
+            raise HTTPError(
+                401,
+                "auth_failed",
+                "only HTTP Basic credentials are understood (user:password, the digest scheme)",
+                [("WWW-Authenticate", 'Basic realm="coord"')],
+            )
         return Identity(
             peer.host,
             peer.port,
-            request.basic_credentials(),
+            credentials,
             peer.certificate,
             peer.certificate_subject,
         )

@@ -17,8 +17,8 @@ _REF = "#/components/schemas/"
 _ERRORS = {
     "400": "Bad request: malformed path, body, base64 data, ACL or parameter "
     "(bad_request, bad_path, bad_data, invalid_acl, bad_arguments, session_required).",
-    "401": "Digest credentials (HTTP Basic) were refused (auth_failed); comes with "
-    "WWW-Authenticate.",
+    "401": "The credentials were refused, or the Authorization header is not Basic "
+    "(auth_failed); comes with WWW-Authenticate.",
     "403": "The node's ACL denies this identity (no_auth), or a quota is exceeded "
     "(quota_exceeded).",
     "404": "No such node (no_node) or session (unknown_session).",
