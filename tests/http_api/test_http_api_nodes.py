@@ -85,6 +85,7 @@ def test_http_api_create_modes(api: Api, root: str) -> None:
     seq = [api.post(f"/v1/node{root}/q-", {"sequential": True}).body["path"] for _ in range(2)]
     assert seq == [f"{root}/q-0000000000", f"{root}/q-0000000001"]
     assert api.post(f"/v1/node{root}/", {"sequential": True}).body["path"] == f"{root}/0000000002"
+    assert api.post("/v1/node/").body["error"] == "node_exists"
     deep = api.post(f"/v1/node{root}/x/y/z", {"makepath": True})
     assert deep.status == 201
     assert api.get(f"/v1/node{root}/x/y?stat=1").status == 200
@@ -200,6 +201,10 @@ def test_http_api_bad_input_changes_nothing(api: Api, root: str, coord_http: Any
     conn.close()
     assert api.get(f"/v1/children{root}").body["children"] == []
     assert api.get(f"/v1/node{root}").body == before
+    surrogate = api.post(f"/v1/node{root}/x?encoding=utf8", raw=b'{"data": "\\ud800"}')
+    assert (surrogate.status, surrogate.body["error"]) == (400, "bad_data")
+    bad_op = api.post("/v1/multi", raw=b'{"ops": [{"op": "create", "path": "/\\udfff"}]}')
+    assert (bad_op.status, bad_op.body["error"]) == (400, "bad_path")
     assert api.get("/v1/nowhere").status == 404
     assert api.request("PATCH", f"/v1/node{root}").status == 405
 

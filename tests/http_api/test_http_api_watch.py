@@ -106,6 +106,8 @@ def test_http_api_disconnect_frees_the_subscription(
         return int(coord_http.call(lambda: len(history.subscriptions)))  # type: ignore[attr-defined]
 
     before = count()
+    assert api.request("HEAD", f"/v1/watch{root}").status == 200
+    assert count() == before  # a body never sent never subscribes
     stream = EventStream(api, f"/v1/watch{root}?recursive=1")
     _events(stream, 1)
     assert count() == before + 1

@@ -141,6 +141,15 @@ def _bad(message: str, code: str = "bad_request") -> HTTPError:
     return HTTPError(400, code, message)
 
 
+def _text(value: str, what: str, code: str = "bad_request") -> str:
+    """``value`` if it can be sent (JSON strings may hold lone surrogates, UTF-8 cannot)."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise _bad(f"{what} is not valid Unicode text", code) from None
+    return value
+
+
 def parse_acl(value: Any) -> tuple[ACL, ...]:
     """An ACL from JSON.
 
@@ -159,7 +168,7 @@ def parse_acl(value: Any) -> tuple[ACL, ...]:
         if not isinstance(perms, str) or not perms or set(perms) - set(_PERMS):
             raise _bad('perms is a string of the letters "cdrwa"', "invalid_acl")
         bits = sum(1 << _PERMS.index(letter) for letter in set(perms))
-        entries.append(ACL(bits, Id(scheme, ident)))
+        entries.append(ACL(bits, Id(_text(scheme, "scheme"), _text(ident, "id"))))
     return tuple(entries)
 
 
@@ -203,7 +212,7 @@ def _decode(value: Any, encoding: str, limit: int) -> bytes:
         except (binascii.Error, ValueError):
             raise _bad("data is not valid base64 (or pass encoding=utf8)", "bad_data") from None
     else:
-        data = value.encode()
+        data = _text(value, "data", "bad_data").encode()
     if len(data) > limit:
         raise HTTPError(413, "too_large", f"data larger than {limit} bytes (max_frame)")
     return data
@@ -417,7 +426,7 @@ class HttpApi:
             raise _bad(f"unknown fields: {', '.join(sorted(unknown))}")
         options = _create_options(body, session="x-coord-session" in request.headers)
         path = _path(request, sequential=options["sequential"])
-        if path == "/":
+        if path == "/" and not options["sequential"]:
             raise HTTPError(409, "node_exists", "the root always exists", zookeeper="NodeExists",
                             path="/")  # fmt: skip
         data = _decode(body.get("data"), _encoding(request), self._data_limit)
@@ -540,7 +549,7 @@ class HttpApi:
                 args = _create_options(options, session=has_session)
                 sequential = args["sequential"]
             try:
-                path = validate_path(raw_path, sequential=sequential)
+                path = validate_path(_text(raw_path, "path", "bad_path"), sequential=sequential)
             except BadArgumentsError as exc:
                 raise _bad(f"op {index}: {exc}", "bad_path") from None
             if kind in ("create", "set"):
@@ -640,22 +649,32 @@ class HttpApi:
             raise HTTPError(503, "starting", "the server is starting", [("Retry-After", "1")])
         async with self.gateway.session(self.identity(request)) as session:
             ids = session.auth_ids(self.server)
-        try:
-            subscription = history.subscribe(path, recursive=recursive, ids=ids, since=since)
-        except Compacted as exc:
+        if since is not None and since < history.horizon:
             raise HTTPError(
                 410,
                 "compacted",
                 f"events after zxid {since} are no longer kept (the oldest zxid a stream can "
-                f"resume from is {exc.horizon}): read the current state and watch again "
+                f"resume from is {history.horizon}): read the current state and watch again "
                 "without since",
-                oldest=exc.horizon,
-            ) from None
-        start = history.last_zxid
+                oldest=history.horizon,
+            )
         heartbeat = self.config.http_heartbeat
-        ready = {"path": path, "recursive": recursive, "zxid": start}
+        overflow = {
+            "message": "the stream fell behind (or the server loaded a snapshot); "
+            "reconnect with Last-Event-ID to resume"
+        }
 
         async def stream() -> AsyncIterator[bytes]:
+            # Subscribing here, when the body is first iterated, ties the subscription to
+            # the body: one that is never sent (HEAD, the client gone before the headers)
+            # never subscribes, and the body's closing always unsubscribes.
+            try:
+                subscription = history.subscribe(path, recursive=recursive, ids=ids, since=since)
+            except Compacted:  # compacted since the check above: resuming gets the 410
+                yield _sse("overflow", overflow)
+                return
+            start = history.last_zxid
+            ready = {"path": path, "recursive": recursive, "zxid": start}
             try:
                 yield b"retry: 1000\n" + _sse("ready", ready, start if since is None else None)
                 events = subscription.events
@@ -677,11 +696,7 @@ class HttpApi:
                             break
                     yield _format_batch(batch)
                 if subscription.overflowed:
-                    message = (
-                        "the stream fell behind (or the server loaded a snapshot); "
-                        "reconnect with Last-Event-ID to resume"
-                    )
-                    yield _sse("overflow", {"message": message})
+                    yield _sse("overflow", overflow)
             finally:
                 history.unsubscribe(subscription)
 

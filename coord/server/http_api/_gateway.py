@@ -196,16 +196,18 @@ class Gateway:
         if session is not None and session.alive:
             return session
         lock = self._opening.setdefault(key, anyio.Lock())
-        async with lock:
-            session = self.pooled.get(key)
-            if session is not None and session.alive:
+        try:
+            async with lock:
+                session = self.pooled.get(key)
+                if session is not None and session.alive:
+                    return session
+                session = GatewaySession(identity, None, _POOLED_TIMEOUT)
+                await self._open(session)
+                self.pooled[key] = session
                 return session
-            session = GatewaySession(identity, None, _POOLED_TIMEOUT)
-            await self._open(session)
-            self.pooled[key] = session
-        if not lock.locked():
-            self._opening.pop(key, None)
-        return session
+        finally:
+            if not lock.locked() and self._opening.get(key) is lock:
+                del self._opening[key]
 
     async def create_owned(self, identity: Identity, lease: float) -> GatewaySession:
         """Open a session owned by ``identity`` (``POST /v1/sessions``), closed after
@@ -348,7 +350,8 @@ class Gateway:
                     self._forget(session)
                     session.stop.set()
             for session in list(self.owned.values()):
-                if now - session.last_used > session.timeout or not session.alive:
+                expired = session.busy == 0 and now - session.last_used > session.timeout
+                if expired or not session.alive:
                     log.info("HTTP API session %s expired", session.token)
                     self._forget(session)
                     session.stop.set()
