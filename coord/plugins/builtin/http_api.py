@@ -130,9 +130,9 @@ class HttpApiTransport:
             history.unsubscribe(subscription)
 
 
-def _stat_of(server: Any, path: str) -> Any:
+def _stat_of(server: Any, path: str) -> bytes | None:
     node = server.state.nodes.get(path)
-    return None if node is None else node.stat()
+    return None if node is None else node.stat_bytes()
 
 
 async def _reload_loop(reloader: Any, interval: float) -> None:

@@ -65,14 +65,21 @@ class TreeEvent:
         type: the ZooKeeper event type.
         path: the node.
         acl: the node's ACL (who may see the event).
-        stat: the node's Stat once that entry was applied (created and changed events).
+        stat_bytes: the jute encoding of the node's Stat once that entry was applied
+            (created and changed events); kept encoded, as replies keep it, because
+            decoding costs more than the rest of recording an event.
     """
 
     zxid: int
     type: int
     path: str
     acl: tuple[ACL, ...]
-    stat: Stat | None
+    stat_bytes: bytes | None
+
+    @property
+    def stat(self) -> Stat | None:
+        """The node's Stat once that entry was applied, if recorded."""
+        return None if self.stat_bytes is None else Stat.from_bytes(self.stat_bytes)
 
 
 class Compacted(Exception):
@@ -133,7 +140,7 @@ class EventHistory:
         capacity: how many events to keep.
         horizon: the zxid of the state when recording starts.
         allows: ``allows(acl, perm, ids)``: the server's ACL check.
-        stat_of: the current Stat of a path (None when it does not exist).
+        stat_of: the jute-encoded current Stat of a path (None when it does not exist).
         state: the server's current state object (a new one means a snapshot was loaded).
     """
 
@@ -142,7 +149,7 @@ class EventHistory:
         capacity: int,
         horizon: int,
         allows: Callable[[tuple[ACL, ...], int, Iterable[Id]], bool],
-        stat_of: Callable[[str], Stat | None],
+        stat_of: Callable[[str], bytes | None],
         state: Callable[[], object],
     ) -> None:
         self.capacity = capacity
