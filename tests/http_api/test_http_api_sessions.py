@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from http_support import Api, basic, http_address
@@ -131,3 +132,24 @@ def test_http_api_pool_is_per_identity_bounded_and_reaped(
     for token in (first, second):
         assert api.put(f"/v1/sessions/{token}").status == 200
         assert api.delete(f"/v1/sessions/{token}").status == 204
+
+
+def test_http_api_replaces_a_pooled_session_the_server_expired(
+    api: Api, coord_http: CoordServerThread
+) -> None:
+    gateway: Any = _gateway(coord_http)
+    assert api.get("/v1/whoami").status == 200
+
+    def anonymous() -> Any:
+        pooled = coord_http.call(lambda: list(gateway.pooled.values()))
+        (session,) = [s for s in pooled if s.identity.credentials is None]
+        return session
+
+    session = anonymous()
+    old = session.client.session_id
+    coord_http.call(coord_http.server.expire, old)
+    _wait_for(lambda: not session.alive)
+    statuses = []
+    _wait_for(lambda: statuses.append(api.get("/v1/whoami").status) or statuses[-1] == 200)
+    assert set(statuses) <= {200, 503}
+    assert anonymous().client.session_id != old
