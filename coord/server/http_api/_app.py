@@ -174,9 +174,9 @@ def parse_acl(value: Any) -> tuple[ACL, ...]:
 
 def _path(request: Request, *, sequential: bool = False) -> str:
     raw = request.params.get("path", "")
-    path = raw if raw not in ("", "/") else "/"
-    if not path.startswith("/"):
-        path = "/" + path
+    if raw and not raw.startswith("/"):  # /v1/nodes/a is not /v1/node/s/a
+        raise HTTPError(404, "not_found", f"no such resource: {request.path}")
+    path = raw or "/"
     try:
         return validate_path(path, sequential=sequential)
     except BadArgumentsError as exc:
