@@ -304,8 +304,10 @@ class Client:
         zone: str | None = None,
         probe_interval: float = 10.0,
         tls: TlsOptions | ssl.SSLContext | bool | None = None,
+        open_stream: Callable[[], Awaitable[anyio.abc.ByteStream]] | None = None,
     ) -> None:
         parsed = parse_connect_string(hosts)
+        self._open_stream = open_stream
         if not session_timeout > 0:
             raise ValueError("session_timeout must be positive")
         if not probe_interval > 0:
@@ -632,7 +634,10 @@ class Client:
                 await anyio.sleep(delay * (0.5 + self._random.random() / 2))
 
     async def _open(self, host: HostPort) -> anyio.abc.ByteStream:
-        """A TCP connection to ``host``, wrapped in TLS when the client has TLS options."""
+        """A TCP connection to ``host``, wrapped in TLS when the client has TLS options
+        (or the stream ``open_stream`` gives, when the client was made with one)."""
+        if self._open_stream is not None:
+            return await self._open_stream()
         if self._tls is None:
             return await anyio.connect_tcp(host.host, host.port)
         return await anyio.connect_tcp(
@@ -1737,6 +1742,7 @@ def connect(
     zone: str | None = None,
     probe_interval: float = 10.0,
     tls: TlsOptions | ssl.SSLContext | bool | None = None,
+    open_stream: Callable[[], Awaitable[anyio.abc.ByteStream]] | None = None,
 ) -> Client:
     """A client for the servers of ``hosts``; use it with ``async with``.
 
@@ -1761,6 +1767,10 @@ def connect(
             when connected outside the zone, a read-write one when read-only).
         tls: ``TlsOptions``, an ``ssl.SSLContext``, or ``True`` (system CAs): connect
             with TLS (ZooKeeper's ``secureClientPort``).
+        open_stream: open the byte stream to the server yourself instead of connecting
+            to ``hosts`` (which then only names the server in logs): called for each
+            (re)connection, it returns a stream speaking ZooKeeper's protocol, such as an
+            in-process connection to a server's transport handler (the HTTP API gateway).
 
     Returns:
         An unopened :class:`Client`: entering it connects and establishes the session;
@@ -1779,4 +1789,5 @@ def connect(
         zone=zone,
         probe_interval=probe_interval,
         tls=tls,
+        open_stream=open_stream,
     )

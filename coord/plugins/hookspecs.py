@@ -158,7 +158,8 @@ def coord_transports(config: ServerConfig, settings: Mapping[str, Any]) -> list[
         settings: this plugin's validated settings (``{}`` when none).
 
     Returns:
-        Transports, each with a ``name`` unique across all plugins (built-in: ``tcp``).
+        Transports, each with a ``name`` unique across all plugins (built-in: ``tcp``,
+        ``tls``, ``http``).
     """
     raise NotImplementedError  # a specification: pluggy never calls it
 

@@ -298,6 +298,34 @@ class ServerConfig:
         "127.0.0.1",
         "Address the admin port binds to; an empty string binds every interface.",
     )
+    # --- the HTTP API (coord/server/http_api/, docs/http-api.md) -----------------------------
+    http_port: int | None = _doc(
+        None,
+        "Port of the HTTP API (JSON over HTTP/1.1, watches as Server-Sent Events), served "
+        "by the http transport on host (unset: off; 0 picks a free port).",
+    )
+    http_tls: bool = _doc(
+        False,
+        "Serve the HTTP API over TLS (HTTPS) with the tls_* certificate settings; a verified "
+        "client certificate gives the request the x509 identity.",
+    )
+    http_max_sessions: int = _doc(
+        256,
+        "ZooKeeper sessions the HTTP API holds for its clients (pooled per client address "
+        "and credentials, plus the sessions clients create); past it the least recently "
+        "used idle pooled session is closed, and with none idle requests get 503.",
+    )
+    http_idle_timeout: float = _doc(
+        60.0, "Seconds a pooled HTTP API session may stay unused before it is closed."
+    )
+    http_watch_history: int = _doc(
+        10_000,
+        "Watch events the HTTP API keeps in memory so that event streams can resume from a "
+        "zxid (Last-Event-ID); resuming from an older one gets 410 Gone.",
+    )
+    http_heartbeat: float = _doc(
+        15.0, "Seconds between heartbeat comments on an idle HTTP API event stream."
+    )
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -315,6 +343,9 @@ class ServerConfig:
             object.__setattr__(self, "handshake_timeout", float(self.handshake_timeout))
         if isinstance(self.tls_reload_interval, int):
             object.__setattr__(self, "tls_reload_interval", float(self.tls_reload_interval))
+        for key in ("http_idle_timeout", "http_heartbeat"):
+            if isinstance(getattr(self, key), int):
+                object.__setattr__(self, key, float(getattr(self, key)))
         object.__setattr__(self, "log_level", self.log_level.upper())
         object.__setattr__(self, "log_levels", {k: v.upper() for k, v in self.log_levels.items()})
         self._validate()
@@ -376,6 +407,7 @@ class ServerConfig:
                 f"{self.super_digest!r}",
             )
         _validate_tls_and_limits(self, fail)
+        _validate_http(self, fail)
         if self.server_id < 1:
             fail("server_id", f"must be at least 1, not {self.server_id}")
         if self.members:
@@ -522,6 +554,28 @@ class ServerConfig:
 _TLS_CLIENT_AUTH: Final = ("need", "want", "none")
 _TLS_VERSIONS: Final = ("1.2", "1.3")
 _X509_IDENTITIES: Final = ("dn", "cn", "san-dns", "san-uri", "san-email", "san-ip")
+
+
+def _validate_http(config: ServerConfig, fail: Any) -> None:
+    """The HTTP API's settings."""
+    if config.http_port is not None:
+        if not 0 <= config.http_port <= 65535:
+            fail("http_port", f"must be between 0 and 65535, not {config.http_port}")
+        if config.http_port and config.http_port in (
+            config.port,
+            config.secure_port,
+            config.admin_port,
+        ):
+            fail("http_port", "must differ from port, secure_port and admin_port")
+    if config.http_tls and not config.tls_cert:
+        fail("tls_cert", "must name the server certificate's PEM file when http_tls is set")
+    if config.http_max_sessions < 1:
+        fail("http_max_sessions", f"must be at least 1, not {config.http_max_sessions}")
+    for key in ("http_idle_timeout", "http_heartbeat"):
+        if not getattr(config, key) > 0:
+            fail(key, f"must be positive seconds, not {getattr(config, key)}")
+    if config.http_watch_history < 1:
+        fail("http_watch_history", f"must be at least 1, not {config.http_watch_history}")
 
 
 def _validate_tls_and_limits(config: ServerConfig, fail: Any) -> None:

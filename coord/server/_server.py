@@ -35,6 +35,7 @@ import signal
 import struct
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -83,7 +84,15 @@ from coord.protocol._records import REQUEST_TYPES
 
 from ._access import AccessLog
 from ._acl import AclPolicy, PeerInfo
-from ._apply import ENTRY_SESSION_OWNER, ApplyResult, CreateSession, Entry, Noop, StateMachine
+from ._apply import (
+    ENTRY_SESSION_OWNER,
+    ApplyResult,
+    CreateSession,
+    Entry,
+    Noop,
+    StateMachine,
+    WatchEvent,
+)
 from ._audit import Auditor
 from ._config import ServerConfig
 from ._ensemble import Replicator
@@ -855,6 +864,10 @@ class Server:
         self.auditor = Auditor(self.plugins, config.audit)
         self.state = StateMachine(self.acl, extended_types=config.extended_types)
         self.watches = WatchManager()
+        #: Called as ``observer(zxid, events)`` in the event loop after each applied entry
+        #: that produced watch events (``(event type, path, ACL)`` each), on every member,
+        #: in zxid order; must be quick and must not raise (the HTTP API's watch history).
+        self.apply_observers: list[Callable[[int, list[WatchEvent]], None]] = []
         self.tracker = SessionTracker(config.tick_time)
         # Quotas (coord/server/_quota.py): a StateMachine built elsewhere needs it too.
         self.state.enforce_quota = config.enforce_quota
@@ -1320,6 +1333,8 @@ class Server:
         """Apply one committed entry; answer it if ``connection`` is waiting for it."""
         result = self.state.apply(entry)
         if result.events:
+            for observer in self.apply_observers:
+                observer(entry.zxid, result.events)
             watches = self.watches
             if watches.data or watches.child or watches.persistent or watches.recursive:
                 trigger = watches.trigger

@@ -40,6 +40,7 @@ BUILTINS = [
     "builtin.auth",
     "builtin.tcp",
     "builtin.tls",
+    "builtin.http_api",
 ]
 
 
@@ -114,7 +115,7 @@ def test_load_plugins_registers_builtins_through_the_hooks() -> None:
     assert digest.super_digest == config.super_digest
 
     found = transports(pm)
-    assert [t.name for t in found] == ["tcp", "tls"]
+    assert [t.name for t in found] == ["tcp", "tls", "http"]
     assert isinstance(found[0], TcpTransport)
     assert isinstance(found[0], Transport)
 
@@ -207,7 +208,7 @@ def test_load_plugins_disabling_unknown_plugin_lists_the_loaded_ones() -> None:
 
 def test_load_plugins_disabled_builtin_is_not_registered() -> None:
     pm = load_plugins(ServerConfig(plugins_disabled=("builtin.tcp",)), entry_points=False)
-    assert [t.name for t in transports(pm)] == ["tls"]
+    assert [t.name for t in transports(pm)] == ["tls", "http"]
     assert ("builtin.tcp", "disabled") in [(i.name, i.state) for i in list_plugins(pm)]
 
 
