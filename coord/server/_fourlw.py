@@ -145,14 +145,14 @@ def _mntr(server: Server) -> str:
     replicator = server.replicator
     if replicator is not None and replicator.is_leader:
         raft = replicator.raft
-        voters = [m for m in replicator.members.values() if m.voter and m.id != replicator.id]
+        voters = [v for v in raft.voters if v != replicator.id]
         synced = 0
         for member in voters:
-            progress = raft.progress(member.id)
+            progress = raft.progress(member)
             if progress is not None and progress[0] >= raft.commit:
                 synced += 1
         rows += [
-            ("zk_followers", len(replicator.members) - 1),
+            ("zk_followers", len(raft.voters | raft.learners) - 1),
             ("zk_synced_followers", synced),
             ("zk_pending_syncs", 0),
             ("zk_election_count", replicator.elections),
@@ -161,6 +161,11 @@ def _mntr(server: Server) -> str:
         rows.append(("coord_leader_id", replicator.leader))
         rows.append(("coord_term", replicator.raft.term))
         rows.append(("coord_commit_index", replicator.raft.commit))
+        # The membership in effect (the latest in this member's log) and its majority.
+        rows.append(("coord_voters", len(replicator.raft.voters)))
+        rows.append(("coord_observers", len(replicator.raft.learners)))
+        rows.append(("coord_quorum_size", len(replicator.raft.voters) // 2 + 1))
+        rows.append(("coord_config_version", f"{replicator.config_version:x}"))
     return "".join(f"{key}\t{value}\n" for key, value in rows)
 
 

@@ -210,6 +210,7 @@ __all__ = [
     "SnapshotMeta",
     "SoftState",
     "TRANSFER_CONTEXT",
+    "conf_entry_context",
     "decode_conf_entry",
     "encode_conf_entry",
 ]
@@ -286,6 +287,9 @@ class ConfChangeType(IntEnum):
     PROMOTE_LEARNER = 3
     #: Remove a voter or a learner.
     REMOVE = 4
+    #: Turn a voter into a learner (ZooKeeper: participant -> observer). Like a removal,
+    #: it takes one voter out of the majority, so it is a single-server change.
+    DEMOTE_VOTER = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,6 +351,12 @@ class Membership:
             if n not in learn:
                 raise ConfChangeError(f"node {n} is not a learner")
             return Membership(v | {n}, learn - {n})
+        if cc.type is ConfChangeType.DEMOTE_VOTER:
+            if n not in v:
+                raise ConfChangeError(f"node {n} is not a voter")
+            if len(v) == 1:
+                raise ConfChangeError(f"node {n} is the last voter")
+            return Membership(v - {n}, learn | {n})
         if cc.type is ConfChangeType.REMOVE:
             if n in v:
                 if len(v) == 1:
@@ -388,18 +398,40 @@ class Membership:
         return cls(sets[0], sets[1])
 
 
-def encode_conf_entry(cc: ConfChange, result: Membership) -> bytes:
-    """The data of a CONF_CHANGE entry: the change and the whole resulting membership."""
-    return cc.encode() + result.encode()
+def encode_conf_entry(cc: ConfChange, result: Membership, context: bytes = b"") -> bytes:
+    """The data of a CONF_CHANGE entry: the change, the whole resulting membership, and the
+    driver's ``context`` (opaque to the core; e.g. addresses of the members)."""
+    return cc.encode() + result.encode() + context
+
+
+def _membership_size(data: bytes, pos: int) -> int:
+    """Bytes of the encoded :class:`Membership` starting at ``pos``."""
+    try:
+        (voters,) = _COUNT.unpack_from(data, pos)
+        (learners,) = _COUNT.unpack_from(data, pos + 4 + 8 * voters)
+    except struct.error as exc:
+        raise ValueError(f"bad membership encoding: {exc}") from None
+    return 8 + 8 * (int(voters) + int(learners))
 
 
 def decode_conf_entry(data: bytes) -> tuple[ConfChange, Membership]:
-    """Inverse of :func:`encode_conf_entry`.
+    """Inverse of :func:`encode_conf_entry` (without the context: see
+    :func:`conf_entry_context`).
 
     Raises:
         ValueError: the bytes are not a CONF_CHANGE entry's data.
     """
-    return ConfChange.decode(data[: _CC.size]), Membership.decode(data[_CC.size :])
+    end = _CC.size + _membership_size(data, _CC.size)
+    return ConfChange.decode(data[: _CC.size]), Membership.decode(data[_CC.size : end])
+
+
+def conf_entry_context(data: bytes) -> bytes:
+    """The driver's context of a CONF_CHANGE entry's data (``b""`` if none).
+
+    Raises:
+        ValueError: the bytes are not a CONF_CHANGE entry's data.
+    """
+    return data[_CC.size + _membership_size(data, _CC.size) :]
 
 
 @dataclass(frozen=True, slots=True)
@@ -850,6 +882,12 @@ class Raft:
         return self._membership
 
     @property
+    def pending_conf_index(self) -> int:
+        """The index of the latest configuration entry not yet committed, or 0 if none."""
+        pending = [i for i, _ in self._conf_log if i > self.commit]
+        return pending[-1] if pending else 0
+
+    @property
     def transferee(self) -> int:
         """On a leader, the target of a leadership transfer in progress, else :data:`NONE`."""
         return self._transferee
@@ -969,9 +1007,10 @@ class Raft:
         self._bcast_append()
         return ents
 
-    def propose_conf_change(self, cc: ConfChange) -> LogEntry:
+    def propose_conf_change(self, cc: ConfChange, context: bytes = b"") -> LogEntry:
         """Append a membership change (leader only); it takes effect at once, on this node
         and on each follower as the entry reaches its log (see the module docs).
+        ``context`` travels in the entry for the driver (:func:`conf_entry_context`).
 
         Returns:
             The CONF_CHANGE entry; the change is committed when it appears in
@@ -985,10 +1024,10 @@ class Raft:
                 membership. Nothing is changed.
         """
         self._check_can_propose()
-        pending = [i for i, _ in self._conf_log if i > self.commit]
+        pending = self.pending_conf_index
         if pending:
             raise ConfChangeError(
-                f"configuration change at index {pending[-1]} is not committed yet; "
+                f"configuration change at index {pending} is not committed yet; "
                 "one change at a time"
             )
         if not self._committed_in_term():
@@ -997,7 +1036,10 @@ class Raft:
             )
         result = self._membership.apply(cc)
         entry = LogEntry(
-            self.last_index() + 1, self.term, encode_conf_entry(cc, result), EntryKind.CONF_CHANGE
+            self.last_index() + 1,
+            self.term,
+            encode_conf_entry(cc, result, context),
+            EntryKind.CONF_CHANGE,
         )
         self._append_local([entry])
         self._bcast_append()

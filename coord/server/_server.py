@@ -69,6 +69,7 @@ from coord.protocol import (
     Perm,
     ProtocolError,
     Reader,
+    ReconfigRequest,
     Record,
     RemoveWatchesRequest,
     SetWatches,
@@ -85,7 +86,7 @@ from ._acl import AclPolicy, PeerInfo
 from ._apply import ENTRY_SESSION_OWNER, ApplyResult, CreateSession, Entry, Noop, StateMachine
 from ._audit import Auditor
 from ._config import ServerConfig
-from ._ensemble import Replicator
+from ._ensemble import Replicator, fill_config, standalone_config
 from ._failpoints import _armed, failpoint
 from ._persist import encode_node, encode_session, load_state
 from ._sasl import handle_sasl
@@ -401,7 +402,8 @@ class Connection:
                 self.timeout = server.negotiate_timeout(request.time_out)
                 server.read_only_session(self, request)
                 return
-            log.info("refusing session request from %s: no leader", self.peer_name)
+            why = "removed from the ensemble" if replicator.removed else "no leader"
+            log.info("refusing session request from %s: %s", self.peer_name, why)
             self.closing = True
             self._established.set()
             return
@@ -555,6 +557,16 @@ class Connection:
         elif op == OpCode.AUTH:
             assert isinstance(request, AuthPacket)
             self._authenticate(xid, request)
+        elif (
+            op == OpCode.RECONFIG
+            and server.replicator is not None
+            and server.config.reconfig_enabled
+        ):
+            # Dynamic reconfiguration: coord/server/_ensemble.py (Replicator.reconfig).
+            assert isinstance(request, ReconfigRequest)
+            slot = _Slot(xid, op, request, logged=True)
+            self.pending.append(slot)
+            server.replicator.reconfig(self, slot, request)
         elif op in _LOCAL:
             if not self.pending:
                 self._answer(xid, op, request)
@@ -673,8 +685,11 @@ class Connection:
         if op == OpCode.RECONFIG:
             from coord.protocol import ReconfigDisabledError
 
-            # As a ZooKeeper server with reconfigEnabled=false (the default).
-            raise ReconfigDisabledError("dynamic reconfiguration needs an ensemble")
+            # As a ZooKeeper server with reconfigEnabled=false (the default); a standalone
+            # server cannot grow (as ZooKeeper's with standaloneEnabled=true).
+            raise ReconfigDisabledError(
+                "dynamic reconfiguration needs reconfig_enabled and an ensemble"
+            )
         if op == OpCode.SASL:
             assert isinstance(request, GetSASLRequest)
             return handle_sasl(self, request.token)
@@ -852,6 +867,8 @@ class Server:
             terms = self._recover()
             if config.ensemble:
                 self.replicator = Replicator(self, terms)
+            else:
+                fill_config(self.state, standalone_config(config))
         except BaseException:
             self._close_store_now()
             raise
