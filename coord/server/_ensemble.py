@@ -117,7 +117,7 @@ if TYPE_CHECKING:
     from ._config import ServerConfig
     from ._server import Connection, Server, _Proposal, _Slot
 
-__all__ = ["CONFIG_PATH", "Replicator", "StoreLog", "entry_term", "standalone_config"]
+__all__ = ["CONFIG_PATH", "Replicator", "StoreLog", "entry_term", "fill_config"]
 
 #: The node holding the ensemble's configuration, in ZooKeeper's format.
 CONFIG_PATH = "/zookeeper/config"
@@ -147,16 +147,6 @@ _CHANGE_TYPES = {
     "promote": ConfChangeType.PROMOTE_LEARNER,
     "demote": ConfChangeType.DEMOTE_VOTER,
 }
-
-
-def standalone_config(config: ServerConfig) -> bytes:
-    """``/zookeeper/config`` of a standalone server: itself, as the only participant. It
-    has no peer port unless ``members`` names it (then that one), else 0."""
-    members = parse_members(config.members)
-    me = members.get(config.server_id) or Member(
-        config.server_id, (config.host, 0), (config.host, config.port)
-    )
-    return format_config({me.id: me}, 0)
 
 
 def fill_config(state: StateMachine, data: bytes) -> None:

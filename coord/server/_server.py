@@ -86,7 +86,7 @@ from ._acl import AclPolicy, PeerInfo
 from ._apply import ENTRY_SESSION_OWNER, ApplyResult, CreateSession, Entry, Noop, StateMachine
 from ._audit import Auditor
 from ._config import ServerConfig
-from ._ensemble import Replicator, fill_config, standalone_config
+from ._ensemble import Replicator
 from ._failpoints import _armed, failpoint
 from ._persist import encode_node, encode_session, load_state
 from ._sasl import handle_sasl
@@ -867,8 +867,6 @@ class Server:
             terms = self._recover()
             if config.ensemble:
                 self.replicator = Replicator(self, terms)
-            else:
-                fill_config(self.state, standalone_config(config))
         except BaseException:
             self._close_store_now()
             raise
