@@ -683,12 +683,14 @@ class StateMachine:
 
     def _set_config(self, entry: Entry, data: bytes) -> ApplyResult:
         """A committed membership change: ``/zookeeper/config`` gets the new configuration
-        (a data change, as a setData: version, mzxid and mtime move, data watches fire).
+        (a data change: mzxid and mtime move, data watches fire; its version reads -1, as
+        in ZooKeeper).
         The result is the reconfig reply: the new data and the node's Stat."""
         path = "/zookeeper/config"
         node = self.nodes[path]
         node.data = data
-        node.version = _inc(node.version)
+        # ZooKeeper's DataTree.processReconfig sets it with version -1, which it stores.
+        node.version = -1
         node.mzxid = entry.zxid
         node.mtime = entry.time
         self.touched.add(path)

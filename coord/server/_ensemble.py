@@ -1115,14 +1115,19 @@ class Replicator:
         members = self.members
         if self.id in members:
             self.me = members[self.id]
+            if self.removed:
+                # Added again (its links to the members were kept for that).
+                self.removed = False
+                log.info(
+                    "member %d is a member again: serving clients once a leader leads", self.id
+                )
         for m in members.values():
             if m.id != self.id and m.id not in self.network.peers:
                 self.network.add_peer(m.id, m.peer)
         # Removed peers keep their links a little longer: the news of their removal (the
         # leader's next commit index) must reach them.
-        keep = set() if self.id not in members else set(members)
         later = time.monotonic() + self.election_seconds
-        for peer in self.network.peers - keep:
+        for peer in self.network.peers - set(members):
             self._unlink_at.setdefault(peer, later)
         if self.id not in members:
             self._removed(f"configuration version 0x{self.config_version:x}")

@@ -75,8 +75,9 @@ MAGIC = b"COORDPEER1"
 FRAME_RAFT = 1  # a consensus message
 FRAME_FORWARD = 2  # writes a member forwards to the leader (encoded entries, unstamped)
 FRAME_LIVE = 3  # session ids a member saw alive (for the leader's expiry clock)
-FRAME_RECONFIG = 4  # a reconfig request on its way to the leader (an encoded entry)
-FRAME_RECONFIG_RESULT = 5  # the leader refused a reconfig: tag (u64), error code (i32)
+# 4, 5 and 6 carry snapshots (coord/server/_catchup.py).
+FRAME_RECONFIG = 7  # a reconfig request on its way to the leader (an encoded entry)
+FRAME_RECONFIG_RESULT = 8  # the leader refused a reconfig: tag (u64), error code (i32)
 
 #: Largest frame accepted on a peer link (an append of many large entries).
 MAX_PEER_FRAME = 256 * 1024 * 1024
