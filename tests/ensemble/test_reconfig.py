@@ -12,6 +12,7 @@ configuration without a connected majority are refused with ZooKeeper's errors.
 
 from __future__ import annotations
 
+import io
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -49,6 +50,7 @@ from coord.server._raft import (
     decode_conf_entry,
     encode_conf_entry,
 )
+from coord.shell import run_shell
 from coord.testing import four_letter_word
 from coord.testing._ensemble import CoordEnsemble
 
@@ -293,9 +295,21 @@ def test_a_member_changes_role_and_back(grown: CoordEnsemble, kazoo_factory: Fac
     observer = kazoo_factory(ensemble.member_address(follower))
     observer.sync("/")
     assert observer.get("/observed")[0] == b"x"
-    # coord's member form works too.
-    data, _ = admin.reconfig(joining=ensemble.member_spec(follower), leaving=None, new_members=None)
-    assert ":observer;" not in data.decode()
+    # Back to participant with `coord shell`'s reconfig (zkCli's syntax), in coord's member
+    # form; then `config` shows it.
+    out, err = io.StringIO(), io.StringIO()
+    status = run_shell(
+        ensemble.member_address(leader),
+        commands=[f"reconfig -add {ensemble.member_spec(follower)}", "config"],
+        auth=[("digest", ":".join(SUPER).encode())],
+        stdout=out,
+        stderr=err,
+        timeout=10,
+    )
+    assert status == 0, err.getvalue()
+    text = out.getvalue()
+    assert text.startswith("Committed new configuration:\n")
+    assert text.count(f"server.{follower}=") == 2 and ":observer;" not in text
     _wait(lambda: ensemble.mode(follower) == "follower")
     assert _mntr(ensemble, leader)["coord_voters"] == "3"
 
