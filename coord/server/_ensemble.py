@@ -25,6 +25,28 @@ A standalone server commits a write by making its entry durable and applying it
 * ``sync`` goes through the log as a marker entry: when the member that received it has
   applied it, it has everything committed before the leader ordered it.
 
+Membership changes (the reconfig opcode, ZooKeeper's dynamic reconfiguration):
+
+* The member holding the client's connection checks its authority (a superuser, or WRITE
+  granted by ``/zookeeper/config``'s ACL) and passes the request, as an encoded entry
+  with a tag, to the leader (``FRAME_RECONFIG``; relayed by any member that is not the
+  leader). The leader plans it (:func:`._members.plan_change`: exactly one member added,
+  removed, promoted or demoted), checks ``fromConfig`` and that the voters of the new
+  configuration connected to it are a majority, and proposes one consensus membership
+  change whose context carries the tag, the time and the new members with their
+  addresses. A refusal goes back as ``FRAME_RECONFIG_RESULT`` (tag, error code).
+* A change is in effect as soon as it is in a member's log (Raft's rule): members then
+  open links to the members it adds. When it commits, every member applies it at its
+  zxid: ``/zookeeper/config`` gets the new configuration (version: that zxid), stored
+  with the applied state (so a restart uses it, not a stale ``members`` list, and a
+  snapshot carries it); links to removed members close a little later (the news of
+  their removal must reach them); a removed member stops serving clients. The member
+  whose tag the change carries replies, like getData, with the new data and Stat.
+* Removing or demoting the leader: the leader hands leadership over first and keeps the
+  request; once another member leads, it passes the request on. A reconfig's requester
+  does not give up when the leader changes (the request may be on its way to the next
+  one), only after a few seconds without an outcome (the client sees ConnectionLoss).
+
 Failures, and what the client sees (ZooKeeper's semantics):
 
 * A forwarded write whose fate this member cannot learn -- the leader or its term changed,
@@ -351,6 +373,13 @@ class Replicator:
             on_incoming_down=self._on_incoming_down,
             **_peer_tls(config),
         )
+        # Membership changes in the log beyond the applied state are in effect already
+        # (the core replays them): keep links with the members they add.
+        applied = min(store.applied_index, store.last_index)
+        if applied < store.last_index:
+            for e in self.log.entries(applied + 1, store.last_index + 1):
+                if e.kind is EntryKind.CONF_CHANGE:
+                    self._conf_appended(e)
         self.inbox: list[tuple[int, int, memoryview]] = []
         #: Writes of this member's clients not yet applied, by tag.
         self.pending: dict[int, _Proposal] = {}
@@ -382,8 +411,9 @@ class Replicator:
         #: slot, deadline). A leader change does not fail them (the request may be on
         #: its way to the next leader); the deadline does.
         self.reconfigs: dict[int, tuple[Connection, _Slot, float]] = {}
-        #: Encoded reconfig requests (entries) waiting for a leader to handle them.
-        self.deferred: list[bytes] = []
+        #: Encoded reconfig requests (entries) waiting for a leader to handle them, each
+        #: with the time after which it is dropped.
+        self.deferred: list[tuple[bytes, float]] = []
         #: Peers to unlink once the news of their removal had time to reach them.
         self._unlink_at: dict[int, float] = {}
         if self.id not in self.members:
@@ -570,7 +600,7 @@ class Replicator:
             elif kind == FRAME_FORWARD:
                 self._forwarded(sender, payload)
             elif kind == FRAME_RECONFIG:
-                self.deferred.append(bytes(payload))
+                self._defer(bytes(payload))
             elif kind == FRAME_RECONFIG_RESULT:
                 tag, err = _RESULT.unpack_from(payload, 0)
                 self._reconfig_done(tag, err)
@@ -925,9 +955,7 @@ class Replicator:
         server = self.server
         node = server.state.nodes.get(CONFIG_PATH)
         acl = node.acl if node is not None else ()
-        if not server.acl.allows(acl, Perm.WRITE, connection.auth) and not any(
-            ident.scheme == "super" for ident in connection.auth
-        ):
+        if not server.acl.allows(acl, Perm.WRITE, connection.auth):  # a superuser passes
             log.info("reconfig from %s refused: not authorized", connection.peer_name)
             connection.applied(slot, server.state.last_zxid, ApplyResult(int(ErrorCode.NO_AUTH)))
             return
@@ -936,23 +964,31 @@ class Replicator:
             0, 0, connection.session_id, OpCode.RECONFIG, request, connection.auth, None, tag
         )
         self.reconfigs[tag] = (connection, slot, time.monotonic() + self._reconfig_timeout)
-        self.deferred.append(entry.encode())
+        self._defer(entry.encode())
         server._commit_wakeup.set()
+
+    def _defer(self, raw: bytes, until: float | None = None) -> None:
+        """Keep a reconfig request until a leader handles it (dropped after the time its
+        requester waits: then the requester has told its client the outcome is unknown)."""
+        self.deferred.append((raw, until or time.monotonic() + self._reconfig_timeout))
 
     def _route_reconfigs(self) -> None:
         """Handle waiting reconfig requests (leader) or pass them on to the leader."""
         raft = self.raft
+        now = time.monotonic()
+        if any(until <= now for _, until in self.deferred):
+            self.deferred = [(raw, until) for raw, until in self.deferred if until > now]
         if self.is_leader:
             if raft.transferee != NONE:
                 return  # handing leadership over: the next leader handles them
             deferred, self.deferred = self.deferred, []
-            for raw in deferred:
-                self._lead_reconfig(raw)
+            for raw, until in deferred:
+                self._lead_reconfig(raw, until)
             return
         leader = raft.leader
         if leader == NONE or self.removed or not self.network.connected(leader):
             return
-        self.network.send(leader, b"".join(frame(FRAME_RECONFIG, raw) for raw in self.deferred))
+        self.network.send(leader, b"".join(frame(FRAME_RECONFIG, raw) for raw, _ in self.deferred))
         self.deferred = []
 
     def _reconfig_refused(self, tag: int, err: ErrorCode, why: str) -> None:
@@ -969,7 +1005,7 @@ class Replicator:
             connection, slot, _ = item
             connection.applied(slot, self.server.state.last_zxid, ApplyResult(err))
 
-    def _lead_reconfig(self, raw: bytes) -> None:
+    def _lead_reconfig(self, raw: bytes, until: float) -> None:
         """On the leader: check a reconfig request and propose its membership change.
 
         The checks, in ZooKeeper's order where it has them: another change not yet
@@ -1000,7 +1036,7 @@ class Replicator:
             )
             return
         if raft.term_at(raft.commit) != raft.term:
-            self.deferred.append(raw)  # just elected: wait for its first commit
+            self._defer(raw, until)  # just elected: wait for its first commit
             return
         if request.cur_config_id not in (-1, self.config_version):
             self._reconfig_refused(
@@ -1042,7 +1078,7 @@ class Replicator:
                 best,
             )
             raft.transfer_leader(best)
-            self.deferred.append(raw)
+            self._defer(raw, until)
             return
         context = (
             _RECONFIG_CONTEXT.pack(tag, time.time_ns() // 1_000_000)
@@ -1053,7 +1089,7 @@ class Replicator:
                 ConfChange(_CHANGE_TYPES[change.kind], change.member), context
             )
         except NotLeaderError:
-            self.deferred.append(raw)
+            self._defer(raw, until)
             return
         except ConfChangeError as exc:
             self._reconfig_refused(tag, ErrorCode.BAD_ARGUMENTS, str(exc))

@@ -131,7 +131,12 @@ last_index()``) itself. (Before any change the membership is the bootstrap one; 
 joining later starts with the bootstrap membership or any membership without itself --
 it cannot campaign until an entry or a snapshot makes it a voter.) Committed CONF_CHANGE
 entries (like NOOP entries) carry no client payload: the driver decodes them with
-:func:`decode_conf_entry` (e.g. to open or close peer links), it does not apply them.
+:func:`decode_conf_entry` (e.g. to open or close peer links), it does not apply them;
+the ``context`` it passed to :meth:`Raft.propose_conf_change` (say, the members'
+addresses) rides along (:func:`conf_entry_context`). Besides adding (a voter or a
+learner), promoting a learner and removing, a change may demote a voter to a learner
+(``DEMOTE_VOTER``): like a removal it takes one voter out, so it is a single-server change
+(a demoted leader steps down once it commits, as a removed one does).
 
 Leadership transfer (thesis §3.10)
 ----------------------------------

@@ -564,6 +564,9 @@ class Connection:
         ):
             # Dynamic reconfiguration: coord/server/_ensemble.py (Replicator.reconfig).
             assert isinstance(request, ReconfigRequest)
+            if self.read_only:
+                self._enqueue_error(xid, op, ErrorCode.NOT_READ_ONLY)
+                return
             slot = _Slot(xid, op, request, logged=True)
             self.pending.append(slot)
             server.replicator.reconfig(self, slot, request)

@@ -314,8 +314,16 @@ def test_a_member_changes_role_and_back(grown: CoordEnsemble, kazoo_factory: Fac
     assert _mntr(ensemble, leader)["coord_voters"] == "3"
 
 
-def test_refusals_match_zookeepers_errors(grown: CoordEnsemble, kazoo_factory: Factory) -> None:
-    ensemble = grown
+@pytest.fixture
+def patient() -> Iterator[CoordEnsemble]:
+    """Leaders that keep leading 1.5 s without a majority (room for the in-progress case)."""
+    config = {**RECONFIG, "election_timeout": 1500}
+    with CoordEnsemble(3, config=config, proxies=False) as ensemble:
+        yield ensemble
+
+
+def test_refusals_match_zookeepers_errors(patient: CoordEnsemble, kazoo_factory: Factory) -> None:
+    ensemble = patient
     leader = ensemble.wait_for_leader()
     a, b = (i for i in ensemble.members if i != leader)
     plain = kazoo_factory(ensemble.member_address(a))
@@ -353,7 +361,8 @@ def test_refusals_match_zookeepers_errors(grown: CoordEnsemble, kazoo_factory: F
     ensemble.pause(b)
     try:
         first = admin.reconfig_async(None, str(a), None, -1)
-        time.sleep(0.05)
+        leader_log = Path(ensemble.members[leader].log)
+        _wait(lambda: f"remove member {a} proposed" in leader_log.read_text(), 1.0)
         with pytest.raises(ReconfigInProcessError):
             other.reconfig(joining=None, leaving=str(b), new_members=None)
     finally:

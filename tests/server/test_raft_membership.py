@@ -148,6 +148,26 @@ def test_Raft_membership_removing_the_leader() -> None:
     assert c.applied(3) == [b"a", b"b"]
 
 
+def test_Raft_membership_demoting_the_leader_makes_it_a_quiet_learner() -> None:
+    """DEMOTE_VOTER (ZooKeeper's participant -> observer) takes one voter out, like a
+    removal: a demoted leader steps down once the change commits, a voter takes over, and
+    the demoted node keeps receiving the log as a learner but never campaigns."""
+    c = three()
+    c.conf_change(1, T.DEMOTE_VOTER, 1)
+    assert c[1].voters == {2, 3} and c[1].learners == {1}
+    c.stabilize()
+    assert c[1].role is Role.FOLLOWER and c[1].is_learner
+    leader = next(i for i in (2, 3) if c[i].role is Role.LEADER)
+    c.tick(1, 5 * ELECTION)
+    c.propose(leader, b"b")
+    c.stabilize()
+    assert c.applied(1) == [b"a", b"b"] and c[1].role is Role.FOLLOWER
+    with pytest.raises(ConfChangeError, match="not a voter"):
+        Membership(frozenset({2}), frozenset({1})).apply(ConfChange(T.DEMOTE_VOTER, 1))
+    with pytest.raises(ConfChangeError, match="last voter"):
+        Membership(frozenset({2}), frozenset({1})).apply(ConfChange(T.DEMOTE_VOTER, 2))
+
+
 def test_Raft_membership_change_undone_when_its_entry_is_truncated() -> None:
     """The configuration in effect is the latest in the log; a conflicting leader that
     overwrites the entry also overwrites the change."""
