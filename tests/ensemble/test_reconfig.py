@@ -277,6 +277,15 @@ def test_removing_the_leader_hands_leadership_over_first(
     admin.create("/without-the-old-leader", b"")
     metrics = _mntr(ensemble, new_leader)
     assert (metrics["coord_voters"], metrics["coord_quorum_size"]) == ("2", "2")
+    # A whole-ensemble restart keeps the new membership: the two members (whose files
+    # still list three) elect a leader between themselves; the removed one stays out.
+    ensemble.kill_all()
+    ensemble.start_all()
+    survivor = ensemble.wait_for_leader()
+    assert survivor != leader
+    assert _mntr(ensemble, survivor)["coord_voters"] == "2"
+    admin.create("/after-restart", b"")
+    assert _ids(admin.get("/zookeeper/config")[0]) == sorted(set(ensemble.members) - {leader})
 
 
 def test_a_member_changes_role_and_back(grown: CoordEnsemble, kazoo_factory: Factory) -> None:
@@ -396,6 +405,10 @@ def test_sdk_reconfig_and_get_config(grown: CoordEnsemble) -> None:
         data, stat = client.reconfig(leaving=[follower], from_config=parse_config(data)[1])
         assert _ids(data) == sorted(set(ensemble.members) - {follower})
         assert client.get_config() == (data, stat)
+        # The non-incremental form: the whole new set, here with the follower back.
+        everyone = [ensemble.zk_spec(i) for i in sorted(ensemble.members)]
+        data, stat = client.reconfig(new_members=everyone, from_config=stat.mzxid)
+        assert _ids(data) == [1, 2, 3]
 
 
 def _kazoo_remove_and_add_back(client: KazooClient, victim: int, client_port: int) -> list[Any]:
