@@ -1058,8 +1058,12 @@ class Replicator:
             return
         voters = {m.id for m in target.values() if m.voter}
         network = self.network
+        # Connected: linked both ways, or (a server to be added) dialling in to be let in.
         connected = {self.id} | {
-            p for p in voters if network.connected(p) and network.incoming.get(p, 0) > 0
+            p
+            for p in voters
+            if (network.connected(p) and network.incoming.get(p, 0) > 0)
+            or (p not in network.peers and network.knocking(p))
         }
         if len(connected & voters) < len(voters) // 2 + 1:
             self._reconfig_refused(

@@ -295,6 +295,8 @@ class PeerNetwork:
         self.bound: tuple[str, int] | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._strangers: dict[str, float] = {}
+        #: When servers that are not members last dialled in (unauthenticated).
+        self._knocks: dict[int, float] = {}
 
     # --- membership ---------------------------------------------------------------------
 
@@ -302,6 +304,13 @@ class PeerNetwork:
     def peers(self) -> frozenset[int]:
         """The members this one keeps links with."""
         return frozenset(self._links)
+
+    def knocking(self, peer: int, within: float = 3.0) -> bool:
+        """Whether ``peer``, not a member, dialled in within the last ``within`` seconds:
+        it is probably up, waiting to be added (unauthenticated: a hint for the reconfig
+        availability check, never for safety)."""
+        when = self._knocks.get(peer)
+        return when is not None and time.monotonic() - when <= within
 
     def add_peer(self, peer: int, address: tuple[str, int]) -> None:
         """Keep a link to a new member (dialled at once once :meth:`serve` runs); a known
@@ -400,6 +409,11 @@ class PeerNetwork:
                         f"peer says it is {dialer} dialling {acceptor}; this is {self.my_id}"
                     )
                 if dialer not in self._links:
+                    # A server waiting to be added (or a removed one). Refused before the
+                    # secret is checked, so that its dialler backs off (a link that
+                    # completed the handshake and then closed would be redialled at once):
+                    # a knock is only a hint that it is up, never trusted for safety.
+                    self._knocks[dialer] = time.monotonic()
                     raise _NotAMember(f"server {dialer} is not (or no longer) a member")
                 nonce_a = os.urandom(_NONCE)
                 await stream.send(
