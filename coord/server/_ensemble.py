@@ -373,13 +373,6 @@ class Replicator:
             on_incoming_down=self._on_incoming_down,
             **_peer_tls(config),
         )
-        # Membership changes in the log beyond the applied state are in effect already
-        # (the core replays them): keep links with the members they add.
-        applied = min(store.applied_index, store.last_index)
-        if applied < store.last_index:
-            for e in self.log.entries(applied + 1, store.last_index + 1):
-                if e.kind is EntryKind.CONF_CHANGE:
-                    self._conf_appended(e)
         self.inbox: list[tuple[int, int, memoryview]] = []
         #: Writes of this member's clients not yet applied, by tag.
         self.pending: dict[int, _Proposal] = {}
@@ -416,6 +409,13 @@ class Replicator:
         self.deferred: list[tuple[bytes, float]] = []
         #: Peers to unlink once the news of their removal had time to reach them.
         self._unlink_at: dict[int, float] = {}
+        # Membership changes in the log beyond the applied state are in effect already
+        # (the core replays them): keep links with the members they add.
+        applied = min(store.applied_index, store.last_index)
+        if applied < store.last_index:
+            for e in self.log.entries(applied + 1, store.last_index + 1):
+                if e.kind is EntryKind.CONF_CHANGE:
+                    self._conf_appended(e)
         if self.id not in self.members:
             self._removed("it is not in the stored configuration")
 
