@@ -1174,7 +1174,10 @@ class Replicator:
 
     def _reconfig_tick(self, now: float) -> None:
         for peer, when in list(self._unlink_at.items()):
-            if now >= when:
+            # A leader keeps the link while its core still tells the peer it is out (it
+            # may lack the entry removing it); a dead peer is given up on eventually.
+            telling = self.is_leader and self.raft.progress(peer) is not None
+            if now >= when and (not telling or now >= when + 20 * self.election_seconds):
                 del self._unlink_at[peer]
                 self.network.remove_peer(peer)
         for tag, (connection, _slot, deadline) in list(self.reconfigs.items()):

@@ -175,7 +175,9 @@ Driver checklist
 * Membership: ``propose_conf_change`` raises :class:`ConfChangeError` (retry later or
   reject), ``voters``/``learners``/``membership`` give the configuration in effect;
   ``progress(peer)`` tells whether a learner caught up before promoting it. A removed
-  peer still gets the log until its removal commits (so it learns it is out).
+  peer still gets the log until it has the entry removing it and an append saying that
+  entry committed (so it learns it is out); ``progress(peer)`` is ``None`` from then on
+  (keep the link to it until then).
 * Shutdown of a leader: ``transfer_leader(to)`` (pick the voter with the highest match),
   then wait until ``role`` is no longer LEADER or an election timeout passed;
   ``propose`` raises :class:`LeaderTransferError` (a :class:`NotLeaderError`) meanwhile.
@@ -1327,6 +1329,40 @@ class Raft:
         if self._transferee != NONE and self._transferee not in m.voters:
             self._transferee = NONE
 
+    def _forget_removed(self) -> None:
+        """On a leader whose removals committed: forget each removed peer that has the
+        entry removing it, after one last (empty) append carrying the commit index, so
+        that it learns it is out. One that lacks the entry keeps getting the log (a
+        single voter commits a removal before anyone else has it)."""
+        ms = self._membership
+        members = ms.voters | ms.learners
+        if len(self._progress) <= len(members | {self.id}) or not all(
+            i <= self.commit for i, _ in self._conf_log
+        ):
+            return
+        last_conf = self._conf_log[-1][0] if self._conf_log else self._conf_base_index
+        for peer in [p for p in self._progress if p not in members and p != self.id]:
+            pr = self._progress[peer]
+            if pr.match < last_conf:
+                continue
+            try:
+                log_term = self.term_at(pr.match)
+            except IndexError:  # pragma: no cover - match is at least the committed change
+                log_term = 0
+            if log_term:
+                self._msgs.append(
+                    Message(
+                        MessageType.APPEND,
+                        self.id,
+                        peer,
+                        self.term,
+                        log_term=log_term,
+                        index=pr.match,
+                        commit=self.commit,
+                    )
+                )
+            del self._progress[peer]
+
     def _committed_in_term(self) -> bool:
         try:
             return self.term_at(self.commit) == self.term
@@ -1341,14 +1377,7 @@ class Raft:
 
     def _leader_committed(self) -> None:
         """On a leader, after its commit index moved (and the news was broadcast)."""
-        ms = self._membership
-        if len(self._progress) > len(ms.voters | ms.learners | {self.id}) and all(
-            i <= self.commit for i, _ in self._conf_log
-        ):
-            # Removals committed: forget the removed peers (they got the news above).
-            members = ms.voters | ms.learners
-            for peer in [p for p in self._progress if p not in members and p != self.id]:
-                del self._progress[peer]
+        self._forget_removed()
         if self._reads_waiting and self._committed_in_term():
             waiting, self._reads_waiting = self._reads_waiting, []
             for context, origin in waiting:
@@ -1504,6 +1533,10 @@ class Raft:
                     pr.become_replicate()
                 if not updated:
                     return
+                if m.sender not in self._membership.voters | self._membership.learners:
+                    self._forget_removed()  # a removed peer caught up: tell it, forget it
+                    if m.sender not in self._progress:
+                        return
                 if self._maybe_commit():
                     self._bcast_append()
                     self._leader_committed()
