@@ -1192,7 +1192,7 @@ class Client:
         The data is ZooKeeper's dynamic configuration format, one line per member, then
         the version (the zxid of the reconfig that made it, in hex)::
 
-            server.1=10.0.0.1:2888:2888:participant;10.0.0.1:2181
+            server.1=10.0.0.1:2888:0:participant;10.0.0.1:2181
             version=100000004
 
         Raises:
@@ -1213,7 +1213,7 @@ class Client:
         """Change the ensemble's members (ZooKeeper's ``reconfig``; the server needs
         ``reconfig_enabled``). Either incremental -- ``joining`` servers, ``leaving`` ids
         -- or the whole new set in ``new_members``. A server is written as in ZooKeeper,
-        ``server.<id>=<host>:<peer port>:<peer port>[:participant|:observer];<host>:<port>``
+        ``server.<id>=<host>:<peer port>:<port 2>[:participant|:observer];<host>:<port>``
         (coord's member form, ``<id>=<host>:<peer port>[:observer];<host>:<client port>``,
         is accepted too); a string may hold several, comma-separated.
 

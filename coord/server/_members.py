@@ -12,10 +12,14 @@ reconfig opcode takes (:func:`format_config`, :func:`parse_server`)::
 
     server.<id>=<peer host>:<port>:<port 2>[:participant|:observer];[<client host>:]<port>
 
-A coord member has one peer port (elections and replication share its links), so it is
-written twice: ``server.2=10.0.0.2:2888:2888:participant;10.0.0.2:2181``. When parsing,
-the second port must be a valid port and is otherwise ignored. :func:`plan_change` works
-out what a reconfig request changes; it is pure (the driver applies the result).
+A coord member has one peer port (elections and replication share its links) where a
+ZooKeeper server has two, so the second port is written as 0 ("none"):
+``server.2=10.0.0.2:2888:0:participant;10.0.0.2:2181``. Repeating the peer port would
+read more naturally, but ZooKeeper's own parser (``QuorumPeer.QuorumServer``, used by
+zkCli's ``config -c`` and Curator's ``EnsembleTracker``) rejects a line whose two ports
+are equal. When parsing, the second port must be a port number (0 allowed) and is
+otherwise ignored. :func:`plan_change` works out what a reconfig request changes; it is
+pure (the driver applies the result).
 """
 
 from __future__ import annotations
@@ -62,11 +66,11 @@ class Member:
         return f"{self.id}={peer}:{self.peer[1]}{role};{client}:{self.client[1]}"
 
     def zk_line(self) -> str:
-        """The member as a line of ZooKeeper's dynamic configuration (the peer port twice:
-        coord has one where ZooKeeper has a quorum and an election port)."""
+        """The member as a line of ZooKeeper's dynamic configuration: the peer port, then
+        0 for the election port coord does not have (see the module docs)."""
         peer, client = _host(self.peer[0]), _host(self.client[0])
         port = self.peer[1]
-        return f"server.{self.id}={peer}:{port}:{port}:{self.role};{client}:{self.client[1]}"
+        return f"server.{self.id}={peer}:{port}:0:{self.role};{client}:{self.client[1]}"
 
 
 def _host(host: str) -> str:
@@ -162,7 +166,7 @@ def parse_server(spec: str) -> Member:
         # port when what precedes it still ends with a port.
         inner_host, sep2, first = host.rpartition(":")
         if sep2 and inner_host and first.isdigit() and not host.endswith("]"):
-            if not 0 < int(last) < 65536:
+            if not 0 <= int(last) < 65536:
                 raise MemberSpecError(f"bad election port {last!r} in server {spec!r}")
             peer_part = host
     client_part = client_part.strip()

@@ -282,9 +282,10 @@ class CoordEnsemble:
         return f"{m.id}={m.peer}{role};{m.client}"
 
     def zk_spec(self, ident: int, *, role: str | None = None) -> str:
-        """Member ``ident`` in ZooKeeper's server form, for a reconfig request."""
+        """Member ``ident`` in ZooKeeper's server form, as ``/zookeeper/config`` shows it
+        (the election port coord does not have written as 0), for a reconfig request."""
         m = self.members[ident]
-        return f"server.{m.id}={m.peer}:{m.peer.rpartition(':')[2]}:{role or m.role};{m.client}"
+        return f"server.{m.id}={m.peer}:0:{role or m.role};{m.client}"
 
     def kill_all(self) -> None:
         for ident in self.members:

@@ -72,12 +72,12 @@ THREE = {
 }
 
 
-def test_config_is_zookeepers_format_with_the_peer_port_twice() -> None:
+def test_config_is_zookeepers_format_with_no_election_port() -> None:
     data = format_config(THREE, 0x100000004)
     assert data == (
-        b"server.1=10.0.0.1:2888:2888:participant;10.0.0.1:2181\n"
-        b"server.2=10.0.0.2:2888:2888:participant;10.0.0.2:2181\n"
-        b"server.3=10.0.0.3:2888:2888:observer;10.0.0.3:2181\n"
+        b"server.1=10.0.0.1:2888:0:participant;10.0.0.1:2181\n"
+        b"server.2=10.0.0.2:2888:0:participant;10.0.0.2:2181\n"
+        b"server.3=10.0.0.3:2888:0:observer;10.0.0.3:2181\n"
         b"version=100000004"
     )
     assert parse_config(data) == (THREE, 0x100000004)
@@ -220,7 +220,7 @@ def test_grow_to_four_the_new_member_has_the_data_and_counts_in_the_quorum(
     time.sleep(0.3)
     data, stat = admin.reconfig(joining=ensemble.zk_spec(4), leaving=None, new_members=None)
     lines = _check_shape(data, stat)
-    assert lines[3] == ensemble.zk_spec(4)  # server.4=<host>:<peer port>:<peer port>:...
+    assert lines[3] == ensemble.zk_spec(4)  # server.4=<host>:<peer port>:0:participant;...
     assert _ids(data) == [1, 2, 3, 4] and stat.mzxid > before_stat.mzxid
     # The joiner disturbed nothing: same leader, same term.
     assert ensemble.leader() == leader and _mntr(ensemble, leader)["coord_term"] == term
@@ -443,9 +443,10 @@ def test_kazoo_reconfig_replies_have_zookeepers_shape(kazoo_factory: Factory) ->
     """The same kazoo calls against coord and a real 3-node ZooKeeper (reconfigEnabled,
     skipACL): stale fromConfig is BadVersion, a removal and an incremental add reply with
     the new configuration (server lines, then version = the Stat's mzxid)."""
-    from coord.testing import require_zookeeper
+    from coord.testing import require_zookeeper, run_zkcli
     from coord.testing._zookeeper_ensemble import ZooKeeperEnsemble
 
+    require_zookeeper()
     with CoordEnsemble(3, config=RECONFIG, proxies=False) as ensemble:
         leader = ensemble.wait_for_leader()
         a, b = (i for i in ensemble.members if i != leader)
@@ -458,7 +459,17 @@ def test_kazoo_reconfig_replies_have_zookeepers_shape(kazoo_factory: Factory) ->
         again.sync("/")
         assert again.exists("/while-back") is not None
         assert "is a member again" in Path(ensemble.members[b].log).read_text()
-    require_zookeeper()
+        # zkCli reads it too: `config` prints the data, `config -c` the client addresses.
+        result = run_zkcli(ensemble.member_address(a), "config", "config -c")
+        data, _ = client.get("/zookeeper/config")
+        assert result[0].stdout == data.decode()
+        version = data.decode().splitlines()[-1].partition("=")[2]
+        clients = ",".join(ensemble.member_address(i) for i in sorted(ensemble.members))
+        got_version, _, got_clients = result[1].stdout.partition(" ")
+        assert (got_version, sorted(got_clients.split(","))) == (
+            version,
+            sorted(clients.split(",")),
+        )
     with ZooKeeperEnsemble(3, reconfig_enabled=True, proxied=False) as zk:
         leader = zk.wait_for_leader()
         a, b = (i for i in range(3) if i != leader)
