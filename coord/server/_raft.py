@@ -1292,7 +1292,11 @@ class Raft:
         self.leader = self.id
         self.role = Role.LEADER
         li = self.last_index()
-        for peer in self._membership.voters | self._membership.learners | {self.id}:
+        # Also the peers an uncommitted change removes: they get the log until they
+        # know their removal committed (see _forget_removed).
+        before = self._membership_at(self.commit)
+        members = self._membership.voters | self._membership.learners
+        for peer in members | before.voters | before.learners | {self.id}:
             self._progress[peer] = _Progress(match=0, next=li + 1)
         me = self._progress[self.id]
         me.match = li

@@ -240,8 +240,10 @@ class CoordEnsemble:
     def new_server(self, ident: int, *, role: str = "participant") -> EnsembleMember:
         """Write the config of a server meant to join the ensemble at runtime (its
         ``members``: every current member plus itself, no proxies) and start it; it is
-        not a member until a reconfig adds it (``member_spec(ident)`` is the string to
-        add). Returns it (now in :attr:`members`)."""
+        not a member until a reconfig adds it (``zk_spec(ident)`` or
+        ``member_spec(ident)`` is the server to add). Returns it (now in :attr:`members`).
+        Start the ensemble with ``proxies=False`` for reconfig tests: the configuration
+        holds real peer addresses, which links to new members use."""
         if ident in self.members:
             raise ValueError(f"member {ident} exists")
         base = self.directory / f"member-{ident}"
