@@ -684,8 +684,7 @@ class StateMachine:
     def _set_config(self, entry: Entry, data: bytes) -> ApplyResult:
         """A committed membership change: ``/zookeeper/config`` gets the new configuration
         (a data change: mzxid and mtime move, data watches fire; its version reads -1, as
-        in ZooKeeper).
-        The result is the reconfig reply: the new data and the node's Stat."""
+        in ZooKeeper). The result is the reconfig reply: the new data and the Stat."""
         path = "/zookeeper/config"
         node = self.nodes[path]
         node.data = data
