@@ -293,9 +293,14 @@ def test_a_member_changes_role_and_back(grown: CoordEnsemble, kazoo_factory: Fac
     leader = ensemble.wait_for_leader()
     follower = next(i for i in ensemble.members if i != leader)
     admin = _admin(kazoo_factory, ensemble.member_address(leader))
+    watcher = kazoo_factory(ensemble.member_address(follower))
+    events: list[Any] = []
+    watcher.get("/zookeeper/config", watch=events.append)
     data, _ = admin.reconfig(
         joining=ensemble.zk_spec(follower, role="observer"), leaving=None, new_members=None
     )
+    # A data watch on /zookeeper/config fires, on every member.
+    _wait(lambda: [e.type for e in events] == ["CHANGED"])
     assert f"server.{follower}=" in data.decode() and ":observer;" in data.decode()
     _wait(lambda: ensemble.mode(follower) == "observer")
     assert _mntr(ensemble, leader)["coord_voters"] == "2"
