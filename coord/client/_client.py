@@ -86,6 +86,7 @@ from coord.protocol import (
     OpCode,
     OperationTimeoutError,
     ProtocolError,
+    ReconfigRequest,
     Record,
     RemoveWatchesRequest,
     SessionExpiredError,
@@ -145,6 +146,8 @@ T = TypeVar("T")
 R = TypeVar("R", bound=Record)
 
 _Watcher = OneShotWatch | WatchStream
+#: The node holding the ensemble's configuration (never under the chroot).
+CONFIG_PATH = "/zookeeper/config"
 _RETRYABLE = (ConnectionLossError, OperationTimeoutError, ThrottledOpError)
 _ABORT_LINGER = struct.pack("ii", 1, 0)
 #: Longest a close waits for the server to confirm the session's end.
@@ -1186,6 +1189,72 @@ class Client:
         """
         spath = self._server_path(path)
         await self._read(OpCode.SYNC, SyncRequest(spath), path, Record)
+
+    async def get_config(self) -> tuple[bytes, Stat]:
+        """The ensemble's configuration (ZooKeeper's ``getConfig``): the data of
+        ``/zookeeper/config`` (whatever the chroot) and its Stat.
+
+        The data is ZooKeeper's dynamic configuration format, one line per member, then
+        the version (the zxid of the reconfig that made it, in hex)::
+
+            server.1=10.0.0.1:2888:0:participant;10.0.0.1:2181
+            version=100000004
+
+        Raises:
+            NoAuthError: the node's ACL does not grant READ.
+        """
+        body = await self._read(
+            OpCode.GET_DATA, GetDataRequest(CONFIG_PATH, False), CONFIG_PATH, GetDataResponse
+        )
+        return (body.data or b""), body.stat
+
+    async def reconfig(
+        self,
+        joining: str | Sequence[str] | None = None,
+        leaving: str | Sequence[str | int] | None = None,
+        new_members: str | Sequence[str] | None = None,
+        from_config: int = -1,
+    ) -> tuple[bytes, Stat]:
+        """Change the ensemble's members (ZooKeeper's ``reconfig``; the server needs
+        ``reconfig_enabled``). Either incremental -- ``joining`` servers, ``leaving`` ids
+        -- or the whole new set in ``new_members``. A server is written as in ZooKeeper,
+        ``server.<id>=<host>:<peer port>:<port 2>[:participant|:observer];<host>:<port>``
+        (coord's member form, ``<id>=<host>:<peer port>[:observer];<host>:<client port>``,
+        is accepted too); a string may hold several, comma-separated.
+
+        coord makes one membership change per request (Raft's single-server changes):
+        add a member, remove one, or switch one between participant and observer.
+
+        Args:
+            from_config: the configuration version the change is based on (the
+                ``version=`` of :meth:`get_config`, as an int); ``-1``: whatever it is.
+
+        Returns:
+            the new configuration's data and the Stat of ``/zookeeper/config``.
+
+        Raises:
+            ReconfigDisabledError: the server does not allow reconfiguration.
+            NoAuthError: neither superuser nor granted WRITE on ``/zookeeper/config``.
+            BadVersionError: ``from_config`` is not the current version.
+            BadArgumentsError: the request cannot be parsed, changes nothing, or changes
+                more than one member.
+            ReconfigInProgressError: another change is not committed yet; retry.
+            NewConfigNoQuorumError: the new voters connected to the leader are no majority.
+            ConnectionLossError: the outcome is unknown (read :meth:`get_config`).
+        """
+
+        def joined(value: str | Sequence[str | int] | None) -> str:
+            if value is None:
+                return ""
+            if isinstance(value, str):
+                return value
+            return ",".join(str(v) for v in value)
+
+        request = ReconfigRequest(
+            joined(joining), joined(leaving), joined(new_members), from_config
+        )
+        body = self._body(await self._call(OpCode.RECONFIG, request), CONFIG_PATH, GetDataResponse)
+        return (body.data or b""), body.stat
 
     async def whoami(self) -> list[ClientInfo]:
         """The identities the session is authenticated as (``whoAmI``)."""

@@ -427,6 +427,24 @@ class SyncClient:
         """See :meth:`Client.sync`."""
         self._call(self._client.sync, path, timeout=timeout)
 
+    def get_config(self, *, timeout: float | None = None) -> tuple[bytes, Stat]:
+        """See :meth:`Client.get_config`."""
+        return self._call(self._client.get_config, timeout=timeout)
+
+    def reconfig(
+        self,
+        joining: str | Sequence[str] | None = None,
+        leaving: str | Sequence[str | int] | None = None,
+        new_members: str | Sequence[str] | None = None,
+        from_config: int = -1,
+        *,
+        timeout: float | None = None,
+    ) -> tuple[bytes, Stat]:
+        """See :meth:`Client.reconfig`."""
+        return self._call(
+            self._client.reconfig, joining, leaving, new_members, from_config, timeout=timeout
+        )
+
     def whoami(self, *, timeout: float | None = None) -> list[ClientInfo]:
         """See :meth:`Client.whoami`."""
         return self._call(self._client.whoami, timeout=timeout)

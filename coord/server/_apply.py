@@ -121,6 +121,7 @@ from ._tree import (
 )
 
 __all__ = [
+    "ENTRY_CONFIG",
     "ENTRY_CONF_CHANGE",
     "ENTRY_NOOP",
     "ENTRY_SESSION_OWNER",
@@ -179,6 +180,10 @@ ENTRY_CONF_CHANGE = -102
 #: Entry type that moves a session to the member whose id is the top byte of its tag
 #: (logged when a client reconnects to another ensemble member). Internal.
 ENTRY_SESSION_OWNER = -101
+#: Entry type that sets ``/zookeeper/config`` (body: :class:`Opaque`, the new data). Never
+#: logged: the replication driver makes one when a membership change commits, from the
+#: addresses the change carries, so every member applies it at the same zxid.
+ENTRY_CONFIG = -103
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +335,7 @@ _ENTRY_BODY_TYPES: dict[int, type[Record]] = {
     ENTRY_NOOP: Noop,
     ENTRY_SESSION_OWNER: Noop,
     ENTRY_CONF_CHANGE: Opaque,
+    ENTRY_CONFIG: Opaque,
 }
 
 
@@ -434,6 +440,9 @@ class StateMachine:
                     return self._reap(entry)
                 if op in (ENTRY_NOOP, ENTRY_CONF_CHANGE):
                     return ApplyResult(0)
+                if op == ENTRY_CONFIG:
+                    assert isinstance(entry.request, Opaque)
+                    return self._set_config(entry, entry.request.data)
             session = self.sessions.get(entry.session_id)
             if session is None:
                 raise SessionExpiredError()
@@ -671,6 +680,23 @@ class StateMachine:
         events.append((_NODE_DATA_CHANGED, path, node.acl))
         self.touched.add(path)
         return node
+
+    def _set_config(self, entry: Entry, data: bytes) -> ApplyResult:
+        """A committed membership change: ``/zookeeper/config`` gets the new configuration
+        (a data change: mzxid and mtime move, data watches fire; its version reads -1, as
+        in ZooKeeper). The result is the reconfig reply: the new data and the Stat."""
+        path = "/zookeeper/config"
+        node = self.nodes[path]
+        node.data = data
+        # ZooKeeper's DataTree.processReconfig sets it with version -1, which it stores.
+        node.version = -1
+        node.mzxid = entry.zxid
+        node.mtime = entry.time
+        self.touched.add(path)
+        body = bytearray()
+        write_buffer(body, data)
+        body += node.stat_bytes()
+        return ApplyResult(0, bytes(body), [(_NODE_DATA_CHANGED, path, node.acl)])
 
     def _set_acl(self, entry: Entry, request: SetACLRequest) -> Node:
         path = request.path

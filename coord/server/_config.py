@@ -209,6 +209,13 @@ class ServerConfig:
         '"<id>=<peer host>:<peer port>[:observer];<client host>:<client port>" (empty: '
         "standalone). server_id names this server's entry; all members list the same set.",
     )
+    reconfig_enabled: bool = _doc(
+        False,
+        "Allow the reconfig operation (ZooKeeper's reconfigEnabled): add, remove and change "
+        "the roles of ensemble members at runtime, one member per request. Only a superuser "
+        "or an identity /zookeeper/config's ACL grants WRITE may reconfigure. Off: reconfig "
+        "answers ReconfigDisabled.",
+    )
     peer_secret: str | None = _doc(
         None,
         "Shared secret every member proves it knows when peers connect (required with "

@@ -25,6 +25,28 @@ A standalone server commits a write by making its entry durable and applying it
 * ``sync`` goes through the log as a marker entry: when the member that received it has
   applied it, it has everything committed before the leader ordered it.
 
+Membership changes (the reconfig opcode, ZooKeeper's dynamic reconfiguration):
+
+* The member holding the client's connection checks its authority (a superuser, or WRITE
+  granted by ``/zookeeper/config``'s ACL) and passes the request, as an encoded entry
+  with a tag, to the leader (``FRAME_RECONFIG``; relayed by any member that is not the
+  leader). The leader plans it (:func:`._members.plan_change`: exactly one member added,
+  removed, promoted or demoted), checks ``fromConfig`` and that the voters of the new
+  configuration connected to it are a majority, and proposes one consensus membership
+  change whose context carries the tag, the time and the new members with their
+  addresses. A refusal goes back as ``FRAME_RECONFIG_RESULT`` (tag, error code).
+* A change is in effect as soon as it is in a member's log (Raft's rule): members then
+  open links to the members it adds. When it commits, every member applies it at its
+  zxid: ``/zookeeper/config`` gets the new configuration (version: that zxid), stored
+  with the applied state (so a restart uses it, not a stale ``members`` list, and a
+  snapshot carries it); links to removed members close a little later (the news of
+  their removal must reach them); a removed member stops serving clients. The member
+  whose tag the change carries replies, like getData, with the new data and Stat.
+* Removing or demoting the leader: the leader hands leadership over first and keeps the
+  request; once another member leads, it passes the request on. A reconfig's requester
+  does not give up when the leader changes (the request may be on its way to the next
+  one), only after a few seconds without an outcome (the client sees ConnectionLoss).
+
 Failures, and what the client sees (ZooKeeper's semantics):
 
 * A forwarded write whose fate this member cannot learn -- the leader or its term changed,
@@ -51,9 +73,18 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from coord.protocol import ProtocolError
+from coord.protocol import ErrorCode, ProtocolError
 
-from ._apply import ENTRY_CONF_CHANGE, ENTRY_NOOP, Entry, Noop, Opaque
+from ._apply import (
+    ENTRY_CONF_CHANGE,
+    ENTRY_CONFIG,
+    ENTRY_NOOP,
+    ApplyResult,
+    Entry,
+    Noop,
+    Opaque,
+    StateMachine,
+)
 from ._catchup import (
     FRAME_SNAP_BEGIN,
     FRAME_SNAP_CHUNK,
@@ -62,11 +93,20 @@ from ._catchup import (
     SnapshotReceiver,
     send_snapshot,
 )
-from ._members import Member, parse_members
+from ._members import (
+    Member,
+    MemberSpecError,
+    format_config,
+    parse_config,
+    parse_members,
+    plan_change,
+)
 from ._peer import (
     FRAME_FORWARD,
     FRAME_LIVE,
     FRAME_RAFT,
+    FRAME_RECONFIG,
+    FRAME_RECONFIG_RESULT,
     PeerNetwork,
     decode_raft,
     encode_raft,
@@ -74,6 +114,9 @@ from ._peer import (
 )
 from ._raft import (
     NONE,
+    ConfChange,
+    ConfChangeError,
+    ConfChangeType,
     EntryKind,
     LogEntry,
     Membership,
@@ -85,14 +128,21 @@ from ._raft import (
     Ready,
     Role,
     SnapshotMeta,
+    conf_entry_context,
+    decode_conf_entry,
 )
 from ._storage import LogStore, StoreBatch, StoreError
 
 if TYPE_CHECKING:
-    from ._config import ServerConfig
-    from ._server import Server, _Proposal
+    from coord.protocol import ReconfigRequest
 
-__all__ = ["Replicator", "StoreLog", "entry_term"]
+    from ._config import ServerConfig
+    from ._server import Connection, Server, _Proposal, _Slot
+
+__all__ = ["CONFIG_PATH", "Replicator", "StoreLog", "entry_term", "fill_config"]
+
+#: The node holding the ensemble's configuration, in ZooKeeper's format.
+CONFIG_PATH = "/zookeeper/config"
 
 log = logging.getLogger("coord.replication")
 
@@ -108,6 +158,25 @@ _LINK_UP = 0
 #: Inbox pseudo-frame: a peer's link to us closed (it may have died).
 _LINK_DOWN = -1
 _VOTES = frozenset({MessageType.VOTE, MessageType.PRE_VOTE})
+#: A reconfig's context in its CONF_CHANGE entry: requester's tag, time, then the new
+#: configuration's server lines (ZooKeeper's format, without the version line).
+_RECONFIG_CONTEXT = struct.Struct(">Qq")
+_RESULT = struct.Struct(">Qi")
+_CHANGE_TYPES = {
+    "add": ConfChangeType.ADD_VOTER,
+    "add-observer": ConfChangeType.ADD_LEARNER,
+    "remove": ConfChangeType.REMOVE,
+    "promote": ConfChangeType.PROMOTE_LEARNER,
+    "demote": ConfChangeType.DEMOTE_VOTER,
+}
+
+
+def fill_config(state: StateMachine, data: bytes) -> None:
+    """Give ``/zookeeper/config`` its start-up data if no reconfig ever set it (as
+    ZooKeeper fills it from its configuration file at start-up; not logged, not stored)."""
+    node = state.nodes.get(CONFIG_PATH)
+    if node is not None and not node.data:
+        node.data = data
 
 
 def entry_term(raw: bytes) -> int:
@@ -258,16 +327,24 @@ class Replicator:
     def __init__(self, server: Server, terms: Sequence[int]) -> None:
         config = server.config
         self.server = server
-        self.members: dict[int, Member] = parse_members(config.members)
         self.id = config.server_id
-        self.me = self.members[self.id]
+        #: The members as configured (the config file's ``members``).
+        self.configured: dict[int, Member] = parse_members(config.members)
+        #: The members (addresses, roles) of the committed configuration, and its version
+        #: (the zxid of the reconfig that made it; 0: the configured members).
+        self.members: dict[int, Member] = self.configured
+        self.config_version = 0
+        self._load_config(startup=True)
+        self.me = self.members.get(self.id) or self.configured[self.id]
         self.bootstrap = Membership(
-            frozenset(m.id for m in self.members.values() if m.voter),
-            frozenset(m.id for m in self.members.values() if not m.voter),
+            frozenset(m.id for m in self.configured.values() if m.voter),
+            frozenset(m.id for m in self.configured.values() if not m.voter),
         )
         stored = server.store.membership
         #: The membership as of the applied state (stored with it).
         self.applied_membership = self.bootstrap if stored is None else Membership.decode(stored)
+        #: Set once this member was removed from the ensemble: it serves no clients.
+        self.removed = False
         self._membership_dirty = False
         self.tick_seconds = config.heartbeat_interval / 1000
         self.election_seconds = config.election_timeout / 1000
@@ -288,7 +365,7 @@ class Replicator:
         )
         self.network = PeerNetwork(
             self.id,
-            {m.id: m.peer for m in self.members.values()},
+            {m.id: m.peer for m in self.members.values()} | {self.id: self.me.peer},
             config.read_peer_secret(),
             self._on_frame,
             bind_host=self.me.peer[0],
@@ -323,6 +400,24 @@ class Replicator:
         # it took part in is over, and a live leader's heartbeats bind it).
         empty = store.last_index == 0 and store.hard_state.term == 0
         self._no_votes_until = time.monotonic() + 2 * self.election_seconds if empty else 0.0
+        #: This member's reconfig requests awaiting their outcome: tag -> (connection,
+        #: slot, deadline). A leader change does not fail them (the request may be on
+        #: its way to the next leader); the deadline does.
+        self.reconfigs: dict[int, tuple[Connection, _Slot, float]] = {}
+        #: Encoded reconfig requests (entries) waiting for a leader to handle them, each
+        #: with the time after which it is dropped.
+        self.deferred: list[tuple[bytes, float]] = []
+        #: Peers to unlink once the news of their removal had time to reach them.
+        self._unlink_at: dict[int, float] = {}
+        # Membership changes in the log beyond the applied state are in effect already
+        # (the core replays them): keep links with the members they add.
+        applied = min(store.applied_index, store.last_index)
+        if applied < store.last_index:
+            for e in self.log.entries(applied + 1, store.last_index + 1):
+                if e.kind is EntryKind.CONF_CHANGE:
+                    self._conf_appended(e)
+        if self.id not in self.members:
+            self._removed("it is not in the stored configuration")
 
     # --- state for reports ----------------------------------------------------------------
 
@@ -331,9 +426,56 @@ class Replicator:
         """ZooKeeper's name for this member's role: leader, follower or observer."""
         if self.raft.role is Role.LEADER:
             return "leader"
-        if not self.me.voter:
+        if self.id in self.raft.learners or (self.id not in self.raft.voters and not self.me.voter):
             return "observer"
         return "follower"
+
+    # --- configuration ----------------------------------------------------------------------
+
+    def _load_config(self, *, startup: bool = False) -> None:
+        """Take the members from ``/zookeeper/config`` if a reconfig set it (it is stored
+        with the applied state, so it wins over a stale ``members`` list), else fill the
+        node from the configured members."""
+        state = self.server.state
+        node = state.nodes.get(CONFIG_PATH)
+        data = node.data if node is not None else None
+        if not data:
+            self.members, self.config_version = self.configured, 0
+            fill_config(state, format_config(self.configured, 0))
+            return
+        try:
+            members, version = parse_config(data)
+        except MemberSpecError as exc:
+            log.error("ignoring the stored configuration, which cannot be parsed: %s", exc)
+            return
+        if not members:
+            return
+        self.members, self.config_version = members, version
+        if startup and members != self.configured:
+            log.warning(
+                "the stored configuration (version 0x%x: %s) differs from the configured "
+                "members (%s); using the stored one",
+                version,
+                ", ".join(m.spec() for m in sorted(members.values(), key=lambda m: m.id)),
+                ", ".join(m.spec() for m in sorted(self.configured.values(), key=lambda m: m.id)),
+            )
+
+    def _removed(self, why: str) -> None:
+        if self.removed:
+            return
+        self.removed = True
+        self.cut_off = True
+        log.warning(
+            "member %d was removed from the ensemble (%s): no longer serving clients; "
+            "stop this server",
+            self.id,
+            why,
+        )
+        for connection in list(getattr(self.server, "connections", ())):
+            connection.closing = True
+            connection.kick()
+        self._fail(list(self.pending), "this member was removed")
+        self._fail_queue()
 
     @property
     def is_leader(self) -> bool:
@@ -401,11 +543,16 @@ class Replicator:
                 server._proposals = []
             if self.queue:
                 self._route()
+            if self.deferred:
+                self._route_reconfigs()
             while raft.has_ready():
                 rd = raft.ready()
                 if rd.snapshot is not None:
                     await self._install(rd.snapshot, rd.membership)
                 await self._persist(rd)
+                for e in rd.entries:
+                    if e.kind is EntryKind.CONF_CHANGE:
+                        self._conf_appended(e)
                 self._send(rd.messages)
                 if rd.committed_entries:
                     self._apply(rd.committed_entries)
@@ -452,6 +599,11 @@ class Replicator:
                     raft.reset_progress(sender)
             elif kind == FRAME_FORWARD:
                 self._forwarded(sender, payload)
+            elif kind == FRAME_RECONFIG:
+                self._defer(bytes(payload))
+            elif kind == FRAME_RECONFIG_RESULT:
+                tag, err = _RESULT.unpack_from(payload, 0)
+                self._reconfig_done(tag, err)
             elif kind in (FRAME_SNAP_BEGIN, FRAME_SNAP_CHUNK, FRAME_SNAP_END):
                 image = self.receiver.feed(sender, kind, payload)
                 if image is not None:
@@ -598,6 +750,9 @@ class Replicator:
         me = self.id
         for le in committed:
             raw = le.data
+            if le.kind is EntryKind.CONF_CHANGE:
+                self._conf_committed(le)
+                continue
             if le.kind is not EntryKind.NORMAL or not raw or _kind(raw) is not EntryKind.NORMAL:
                 zxid = le.zxid
                 if zxid > state.last_zxid:
@@ -673,6 +828,8 @@ class Replicator:
         self._fail(list(self.pending), "the state was replaced by a snapshot")
         server.reload_state()
         server.metrics.snapshots_installed += 1
+        self._load_config()
+        self._adopt_config()
         self.log.installed(meta)
         self.applied_membership = membership
         self._membership_dirty = False
@@ -733,7 +890,8 @@ class Replicator:
                     connection.kick()
             self._fail(list(self.pending), "no leader")
             self._fail_queue()
-        if raft.leader != NONE and self.cut_off:
+        self._reconfig_tick(now)
+        if raft.leader != NONE and self.cut_off and not self.removed:
             self.cut_off = False
             log.info(
                 "member %d leads; serving clients again",
@@ -840,6 +998,257 @@ class Replicator:
         if lost:
             self._fail(lost, "the leader changed")
         self.inflight.clear()
+
+    # --- reconfig ---------------------------------------------------------------------------
+
+    @property
+    def _reconfig_timeout(self) -> float:
+        """How long a member waits for the outcome of a reconfig it passed on."""
+        return max(5.0, 8 * self.election_seconds)
+
+    def reconfig(self, connection: Connection, slot: _Slot, request: ReconfigRequest) -> None:
+        """A client's reconfig request: check its authority, then hand it to the leader.
+        The reply (like getData's: the new configuration and its Stat, or an error) comes
+        through ``connection.applied(slot, ...)``.
+
+        As ZooKeeper: a superuser, or an identity that ``/zookeeper/config``'s ACL grants
+        WRITE, may reconfigure (the node's default ACL grants everyone READ only)."""
+        from coord.protocol import OpCode, Perm
+
+        server = self.server
+        node = server.state.nodes.get(CONFIG_PATH)
+        acl = node.acl if node is not None else ()
+        if not server.acl.allows(acl, Perm.WRITE, connection.auth):  # a superuser passes
+            log.info("reconfig from %s refused: not authorized", connection.peer_name)
+            connection.applied(slot, server.state.last_zxid, ApplyResult(int(ErrorCode.NO_AUTH)))
+            return
+        tag = self._next_tag()
+        entry = Entry(
+            0, 0, connection.session_id, OpCode.RECONFIG, request, connection.auth, None, tag
+        )
+        self.reconfigs[tag] = (connection, slot, time.monotonic() + self._reconfig_timeout)
+        self._defer(entry.encode())
+        server._commit_wakeup.set()
+
+    def _defer(self, raw: bytes, until: float | None = None) -> None:
+        """Keep a reconfig request until a leader handles it (dropped after the time its
+        requester waits: then the requester has told its client the outcome is unknown)."""
+        self.deferred.append((raw, until or time.monotonic() + self._reconfig_timeout))
+
+    def _route_reconfigs(self) -> None:
+        """Handle waiting reconfig requests (leader) or pass them on to the leader."""
+        raft = self.raft
+        now = time.monotonic()
+        if any(until <= now for _, until in self.deferred):
+            self.deferred = [(raw, until) for raw, until in self.deferred if until > now]
+        if self.is_leader:
+            if raft.transferee != NONE:
+                return  # handing leadership over: the next leader handles them
+            deferred, self.deferred = self.deferred, []
+            for raw, until in deferred:
+                self._lead_reconfig(raw, until)
+            return
+        leader = raft.leader
+        if leader == NONE or self.removed or not self.network.connected(leader):
+            return
+        self.network.send(leader, b"".join(frame(FRAME_RECONFIG, raw) for raw, _ in self.deferred))
+        self.deferred = []
+
+    def _reconfig_refused(self, tag: int, err: ErrorCode, why: str) -> None:
+        log.info("reconfig refused (%s): %s", err.name, why)
+        member = tag >> 56
+        if member == self.id:
+            self._reconfig_done(tag, int(err))
+        else:
+            self.network.send(member, frame(FRAME_RECONFIG_RESULT, _RESULT.pack(tag, int(err))))
+
+    def _reconfig_done(self, tag: int, err: int) -> None:
+        item = self.reconfigs.pop(tag, None)
+        if item is not None:
+            connection, slot, _ = item
+            connection.applied(slot, self.server.state.last_zxid, ApplyResult(err))
+
+    def _lead_reconfig(self, raw: bytes, until: float) -> None:
+        """On the leader: check a reconfig request and propose its membership change.
+
+        The checks, in ZooKeeper's order where it has them: another change not yet
+        committed (ReconfigInProgress); a stale ``fromConfig`` (BadVersion); a request
+        that cannot be parsed, changes nothing, or changes more than one member
+        (BadArguments: coord changes one member at a time, Raft's single-server changes);
+        a new configuration whose voters connected to this leader are no majority
+        (NewConfigNoQuorum). Removing or demoting the leader itself first hands
+        leadership over; the next leader then makes the change."""
+        from coord.protocol import ReconfigRequest
+
+        try:
+            entry = Entry.decode(raw)
+        except ProtocolError as exc:
+            log.warning("dropping an undecodable reconfig request: %s", exc)
+            return
+        request = entry.request
+        tag = entry.tag
+        if not isinstance(request, ReconfigRequest):
+            log.warning("dropping a reconfig entry holding %r", type(request).__name__)
+            return
+        raft = self.raft
+        if raft.pending_conf_index:
+            self._reconfig_refused(
+                tag,
+                ErrorCode.RECONFIG_IN_PROGRESS,
+                f"the change at index {raft.pending_conf_index} is not committed yet",
+            )
+            return
+        if raft.term_at(raft.commit) != raft.term:
+            self._defer(raw, until)  # just elected: wait for its first commit
+            return
+        if request.cur_config_id not in (-1, self.config_version):
+            self._reconfig_refused(
+                tag,
+                ErrorCode.BAD_VERSION,
+                f"fromConfig 0x{request.cur_config_id:x} is not the current configuration "
+                f"0x{self.config_version:x}",
+            )
+            return
+        try:
+            target, change = plan_change(
+                self.members,
+                request.joining_servers or "",
+                request.leaving_servers or "",
+                request.new_members or "",
+            )
+        except MemberSpecError as exc:
+            self._reconfig_refused(tag, ErrorCode.BAD_ARGUMENTS, str(exc))
+            return
+        voters = {m.id for m in target.values() if m.voter}
+        network = self.network
+        # Connected: linked both ways, or (a server to be added) dialling in to be let in.
+        connected = {self.id} | {
+            p
+            for p in voters
+            if (network.connected(p) and network.incoming.get(p, 0) > 0)
+            or (p not in network.peers and network.knocking(p))
+        }
+        if len(connected & voters) < len(voters) // 2 + 1:
+            self._reconfig_refused(
+                tag,
+                ErrorCode.NEW_CONFIG_NO_QUORUM,
+                f"of the new voters {sorted(voters)} only {sorted(connected & voters)} are "
+                "connected to the leader: no majority",
+            )
+            return
+        if change.member == self.id and change.kind in ("remove", "demote"):
+            others = [v for v in voters if v != self.id]
+            best = max(others, key=lambda v: ((raft.progress(v) or (0, 0, None))[0], -v))
+            log.info(
+                "reconfig: %s the leader: handing leadership to member %d first",
+                change.kind,
+                best,
+            )
+            raft.transfer_leader(best)
+            self._defer(raw, until)
+            return
+        context = (
+            _RECONFIG_CONTEXT.pack(tag, time.time_ns() // 1_000_000)
+            + format_config(target, 0).rpartition(b"\n")[0]
+        )
+        try:
+            e = raft.propose_conf_change(
+                ConfChange(_CHANGE_TYPES[change.kind], change.member), context
+            )
+        except NotLeaderError:
+            self._defer(raw, until)
+            return
+        except ConfChangeError as exc:
+            self._reconfig_refused(tag, ErrorCode.BAD_ARGUMENTS, str(exc))
+            return
+        log.info("reconfig: %s member %d proposed at index %d", change.kind, change.member, e.index)
+
+    def _conf_appended(self, e: LogEntry) -> None:
+        """A membership change reached this member's log (it is in effect): keep links
+        with members it adds (those it removes keep theirs until it commits)."""
+        members = self._context_members(e)
+        if members is None:
+            return
+        for m in members.values():
+            if m.id != self.id and m.id not in self.network.peers:
+                self.network.add_peer(m.id, m.peer)
+            self._unlink_at.pop(m.id, None)
+
+    def _context_members(self, e: LogEntry) -> dict[int, Member] | None:
+        try:
+            context = conf_entry_context(e.data)
+            if len(context) < _RECONFIG_CONTEXT.size:
+                return None
+            members, _ = parse_config(context[_RECONFIG_CONTEXT.size :])
+        except (ValueError, MemberSpecError) as exc:
+            log.error("membership change at index %d has a bad context: %s", e.index, exc)
+            return None
+        return members
+
+    def _conf_committed(self, le: LogEntry) -> None:
+        """A membership change committed: ``/zookeeper/config`` gets the new configuration
+        (version: this entry's zxid); its requester, if a client of this member, gets it
+        as the reply."""
+        server = self.server
+        members = self._context_members(le)
+        if members is None:
+            if le.zxid > server.state.last_zxid:
+                server.state.last_zxid = le.zxid
+            return
+        tag, when = _RECONFIG_CONTEXT.unpack_from(conf_entry_context(le.data), 0)
+        entry = Entry(le.zxid, when, 0, ENTRY_CONFIG, Opaque(format_config(members, le.zxid)))
+        item = self.reconfigs.pop(tag, None) if tag >> 56 == self.id else None
+        if item is not None:
+            server._apply_entry(entry, item[0], item[1])
+        else:
+            server._apply_entry(entry, None, None)
+        cc, _ = decode_conf_entry(le.data)
+        log.info(
+            "configuration 0x%x committed (%s member %d): %s",
+            le.zxid,
+            cc.type.name.lower(),
+            cc.node,
+            ", ".join(m.spec() for m in sorted(members.values(), key=lambda m: m.id)),
+        )
+        self.members, self.config_version = members, le.zxid
+        self._adopt_config()
+
+    def _adopt_config(self) -> None:
+        """Links follow the committed members; a member that is not one stops serving."""
+        members = self.members
+        if self.id in members:
+            self.me = members[self.id]
+            if self.removed:
+                # Added again (its links to the members were kept for that).
+                self.removed = False
+                log.info(
+                    "member %d is a member again: serving clients once a leader leads", self.id
+                )
+        for m in members.values():
+            if m.id != self.id and m.id not in self.network.peers:
+                self.network.add_peer(m.id, m.peer)
+        # Removed peers keep their links a little longer: the news of their removal (the
+        # leader's next commit index) must reach them.
+        later = time.monotonic() + self.election_seconds
+        for peer in self.network.peers - set(members):
+            self._unlink_at.setdefault(peer, later)
+        if self.id not in members:
+            self._removed(f"configuration version 0x{self.config_version:x}")
+
+    def _reconfig_tick(self, now: float) -> None:
+        for peer, when in list(self._unlink_at.items()):
+            # A leader keeps the link while its core still tells the peer it is out (it
+            # may lack the entry removing it); a dead peer is given up on eventually.
+            telling = self.is_leader and self.raft.progress(peer) is not None
+            if now >= when and (not telling or now >= when + 20 * self.election_seconds):
+                del self._unlink_at[peer]
+                self.network.remove_peer(peer)
+        for tag, (connection, _slot, deadline) in list(self.reconfigs.items()):
+            if now >= deadline:
+                del self.reconfigs[tag]
+                log.info("no outcome for a reconfig request in time: closing its connection")
+                connection.closing = True
+                connection.kick()
 
     def _fail(self, tags: list[int], why: str) -> None:
         """Close the connections of writes whose outcome this member cannot learn."""

@@ -285,14 +285,14 @@ def _monitor(server: Server) -> Data:
     replicator = server.replicator
     if replicator is not None and replicator.is_leader:
         raft = replicator.raft
-        voters = [m for m in replicator.members.values() if m.voter and m.id != replicator.id]
+        voters = [v for v in raft.voters if v != replicator.id]
         synced = 0
         for member in voters:
-            progress = raft.progress(member.id)
+            progress = raft.progress(member)
             if progress is not None and progress[0] >= raft.commit:
                 synced += 1
         data |= {
-            "followers": len(replicator.members) - 1,
+            "followers": len(raft.voters | raft.learners) - 1,
             "synced_followers": synced,
             "pending_syncs": 0,
             "election_count": replicator.elections,
@@ -302,6 +302,11 @@ def _monitor(server: Server) -> Data:
             "coord_leader_id": replicator.leader,
             "coord_term": replicator.raft.term,
             "coord_commit_index": replicator.raft.commit,
+            # The membership in effect (the latest in this member's log) and its majority.
+            "coord_voters": len(replicator.raft.voters),
+            "coord_observers": len(replicator.raft.learners),
+            "coord_quorum_size": len(replicator.raft.voters) // 2 + 1,
+            "coord_config_version": f"{replicator.config_version:x}",
         }
     return data
 

@@ -8,6 +8,11 @@ connections it accepted. Two one-way links per pair need no rule for which of tw
 simultaneous dials survives (ZooKeeper's QuorumCnxManager keeps the one from the larger
 id); messages are never duplicated across them.
 
+Links are added and removed at runtime (:meth:`PeerNetwork.add_peer`,
+:meth:`PeerNetwork.remove_peer`) as the membership changes; only members with a link may
+dial in (anyone else fails the handshake, so a server started to join the ensemble is
+refused until it has been added).
+
 A link that breaks is dialled again with a growing back-off (50 ms to 1 s). What was
 queued for a broken link is dropped: consensus retries what matters, and the driver learns
 of the break through :attr:`PeerNetwork.generation` (forwarded writes sent on an older
@@ -37,6 +42,7 @@ import logging
 import os
 import ssl
 import struct
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -52,6 +58,8 @@ __all__ = [
     "FRAME_FORWARD",
     "FRAME_LIVE",
     "FRAME_RAFT",
+    "FRAME_RECONFIG",
+    "FRAME_RECONFIG_RESULT",
     "MAX_PEER_FRAME",
     "PeerAuthError",
     "PeerNetwork",
@@ -67,6 +75,9 @@ MAGIC = b"COORDPEER1"
 FRAME_RAFT = 1  # a consensus message
 FRAME_FORWARD = 2  # writes a member forwards to the leader (encoded entries, unstamped)
 FRAME_LIVE = 3  # session ids a member saw alive (for the leader's expiry clock)
+# 4, 5 and 6 carry snapshots (coord/server/_catchup.py).
+FRAME_RECONFIG = 7  # a reconfig request on its way to the leader (an encoded entry)
+FRAME_RECONFIG_RESULT = 8  # the leader refused a reconfig: tag (u64), error code (i32)
 
 #: Largest frame accepted on a peer link (an append of many large entries).
 MAX_PEER_FRAME = 256 * 1024 * 1024
@@ -84,6 +95,11 @@ _OUT_LIMIT = 256 * 1024 * 1024
 
 class PeerAuthError(Exception):
     """A peer failed the handshake (wrong secret, wrong member id, not a coord peer)."""
+
+
+class _NotAMember(PeerAuthError):
+    """The dialler is not (or no longer) a member: a server waiting to be added, or one
+    that was removed."""
 
 
 def frame(kind: int, payload: bytes) -> bytes:
@@ -217,6 +233,8 @@ class _Link:
         self.connected = False
         #: Set when the peer dialled us: it is up, so redial now instead of backing off.
         self.redial = anyio.Event()
+        #: Cancels the link's dial loop when the peer is removed.
+        self.scope: anyio.CancelScope | None = None
 
     async def back_off(self, delay: float) -> None:
         """Wait ``delay`` seconds before redialling, or less if the peer shows up."""
@@ -272,7 +290,59 @@ class PeerNetwork:
         self.generation: dict[int, int] = dict.fromkeys(self._links, 0)
         #: Peers whose incoming link is up (they can reach us).
         self.incoming: dict[int, int] = {}
+        #: Cancel scopes of the accepted links, by peer (closed when it is removed).
+        self._accepted: dict[int, set[anyio.CancelScope]] = {}
         self.bound: tuple[str, int] | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._strangers: dict[str, float] = {}
+        #: When servers that are not members last dialled in (unauthenticated).
+        self._knocks: dict[int, float] = {}
+
+    # --- membership ---------------------------------------------------------------------
+
+    @property
+    def peers(self) -> frozenset[int]:
+        """The members this one keeps links with."""
+        return frozenset(self._links)
+
+    def knocking(self, peer: int, within: float = 3.0) -> bool:
+        """Whether ``peer``, not a member, dialled in within the last ``within`` seconds:
+        it is probably up, waiting to be added (unauthenticated: a hint for the reconfig
+        availability check, never for safety)."""
+        when = self._knocks.get(peer)
+        return when is not None and time.monotonic() - when <= within
+
+    def add_peer(self, peer: int, address: tuple[str, int]) -> None:
+        """Keep a link to a new member (dialled at once once :meth:`serve` runs); a known
+        peer at a new address is redialled there."""
+        if peer == self.my_id:
+            return
+        link = self._links.get(peer)
+        if link is not None:
+            if link.address == address:
+                return
+            self.remove_peer(peer)
+        self.addresses[peer] = address
+        link = self._links[peer] = _Link(peer, address)
+        self.generation.setdefault(peer, 0)
+        if self._tg is not None:
+            self._tg.start_soon(self._dial_loop, link)
+        log.info("peer link to member %d (%s:%d) added", peer, *address)
+
+    def remove_peer(self, peer: int) -> None:
+        """Drop the links with a member that left: stop dialling it, close its incoming
+        links, refuse it from now on. What was queued for it is dropped."""
+        link = self._links.pop(peer, None)
+        self.addresses.pop(peer, None)
+        if link is None:
+            return
+        link.connected = False
+        link.out = bytearray()
+        if link.scope is not None:
+            link.scope.cancel()
+        for scope in self._accepted.pop(peer, set()):
+            scope.cancel()
+        log.info("peer link to member %d removed", peer)
 
     # --- sending ------------------------------------------------------------------------
 
@@ -310,6 +380,7 @@ class PeerNetwork:
         async with listener, anyio.create_task_group() as tg:
             sockname = listener.extra(anyio.abc.SocketAttribute.local_address)
             self.bound = (str(sockname[0]), int(sockname[1]))
+            self._tg = tg
             for link in self._links.values():
                 tg.start_soon(self._dial_loop, link)
             task_status.started(self.bound)
@@ -333,10 +404,17 @@ class PeerNetwork:
                 magic, dialer, acceptor, nonce_d = _HELLO.unpack(hello)
                 if magic != MAGIC:
                     raise PeerAuthError("not a coord peer")
-                if acceptor != self.my_id or dialer not in self._links:
+                if acceptor != self.my_id:
                     raise PeerAuthError(
                         f"peer says it is {dialer} dialling {acceptor}; this is {self.my_id}"
                     )
+                if dialer not in self._links:
+                    # A server waiting to be added (or a removed one). Refused before the
+                    # secret is checked, so that its dialler backs off (a link that
+                    # completed the handshake and then closed would be redialled at once):
+                    # a knock is only a hint that it is up, never trusted for safety.
+                    self._knocks[dialer] = time.monotonic()
+                    raise _NotAMember(f"server {dialer} is not (or no longer) a member")
                 nonce_a = os.urandom(_NONCE)
                 await stream.send(
                     nonce_a + _mac(self.secret, b"acceptor", dialer, acceptor, nonce_d, nonce_a)
@@ -352,17 +430,27 @@ class PeerNetwork:
                 link.redial.set()  # it is up (it restarted?): dial it back at once
             on_frame = self.on_frame
             buffer = receiver.buffer
-            while True:
-                while len(buffer) >= 5:
-                    size, kind = _FRAME.unpack_from(buffer, 0)
-                    if size < 1 or size > MAX_PEER_FRAME:
-                        raise ProtocolError(f"bad peer frame length {size} from {peer}")
-                    if len(buffer) < 4 + size:
-                        break
-                    payload = memoryview(bytes(buffer[5 : 4 + size]))
-                    del buffer[: 4 + size]
-                    on_frame(peer, kind, payload)
-                buffer += await stream.receive()
+            with anyio.CancelScope() as scope:
+                self._accepted.setdefault(peer, set()).add(scope)
+                try:
+                    while True:
+                        while len(buffer) >= 5:
+                            size, kind = _FRAME.unpack_from(buffer, 0)
+                            if size < 1 or size > MAX_PEER_FRAME:
+                                raise ProtocolError(f"bad peer frame length {size} from {peer}")
+                            if len(buffer) < 4 + size:
+                                break
+                            payload = memoryview(bytes(buffer[5 : 4 + size]))
+                            del buffer[: 4 + size]
+                            on_frame(peer, kind, payload)
+                        buffer += await stream.receive()
+                finally:
+                    self._accepted.get(peer, set()).discard(scope)
+        except _NotAMember as exc:
+            now = time.monotonic()
+            if now - self._strangers.get(str(exc), -60.0) >= 60.0:  # once a minute each
+                self._strangers[str(exc)] = now
+                log.info("refused peer link: %s", exc)
         except (PeerAuthError, ssl.SSLError) as exc:
             remote = socket_stream.extra(anyio.abc.SocketAttribute.remote_address, None)
             log.warning("refused peer link from %s: %s", remote, exc)
@@ -380,6 +468,12 @@ class PeerNetwork:
             await stream.aclose()
 
     async def _dial_loop(self, link: _Link) -> None:
+        with anyio.CancelScope() as scope:
+            link.scope = scope
+            if link.peer in self._links and self._links[link.peer] is link:
+                await self._dial_forever(link)
+
+    async def _dial_forever(self, link: _Link) -> None:
         delay = 0.05
         while True:
             try:
@@ -395,6 +489,8 @@ class PeerNetwork:
             ) as exc:
                 if isinstance(exc, PeerAuthError):
                     log.error("peer %d refused us: %s", link.peer, exc)
+                elif delay >= 1.0:
+                    log.debug("cannot reach peer %d: %s", link.peer, exc)
                 await link.back_off(delay)
                 delay = min(1.0, delay * 2)
                 continue

@@ -131,7 +131,12 @@ last_index()``) itself. (Before any change the membership is the bootstrap one; 
 joining later starts with the bootstrap membership or any membership without itself --
 it cannot campaign until an entry or a snapshot makes it a voter.) Committed CONF_CHANGE
 entries (like NOOP entries) carry no client payload: the driver decodes them with
-:func:`decode_conf_entry` (e.g. to open or close peer links), it does not apply them.
+:func:`decode_conf_entry` (e.g. to open or close peer links), it does not apply them;
+the ``context`` it passed to :meth:`Raft.propose_conf_change` (say, the members'
+addresses) rides along (:func:`conf_entry_context`). Besides adding (a voter or a
+learner), promoting a learner and removing, a change may demote a voter to a learner
+(``DEMOTE_VOTER``): like a removal it takes one voter out, so it is a single-server change
+(a demoted leader steps down once it commits, as a removed one does).
 
 Leadership transfer (thesis §3.10)
 ----------------------------------
@@ -170,7 +175,9 @@ Driver checklist
 * Membership: ``propose_conf_change`` raises :class:`ConfChangeError` (retry later or
   reject), ``voters``/``learners``/``membership`` give the configuration in effect;
   ``progress(peer)`` tells whether a learner caught up before promoting it. A removed
-  peer still gets the log until its removal commits (so it learns it is out).
+  peer still gets the log until it has the entry removing it and an append saying that
+  entry committed (so it learns it is out); ``progress(peer)`` is ``None`` from then on
+  (keep the link to it until then).
 * Shutdown of a leader: ``transfer_leader(to)`` (pick the voter with the highest match),
   then wait until ``role`` is no longer LEADER or an election timeout passed;
   ``propose`` raises :class:`LeaderTransferError` (a :class:`NotLeaderError`) meanwhile.
@@ -210,6 +217,7 @@ __all__ = [
     "SnapshotMeta",
     "SoftState",
     "TRANSFER_CONTEXT",
+    "conf_entry_context",
     "decode_conf_entry",
     "encode_conf_entry",
 ]
@@ -286,6 +294,9 @@ class ConfChangeType(IntEnum):
     PROMOTE_LEARNER = 3
     #: Remove a voter or a learner.
     REMOVE = 4
+    #: Turn a voter into a learner (ZooKeeper: participant -> observer). Like a removal,
+    #: it takes one voter out of the majority, so it is a single-server change.
+    DEMOTE_VOTER = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,6 +358,12 @@ class Membership:
             if n not in learn:
                 raise ConfChangeError(f"node {n} is not a learner")
             return Membership(v | {n}, learn - {n})
+        if cc.type is ConfChangeType.DEMOTE_VOTER:
+            if n not in v:
+                raise ConfChangeError(f"node {n} is not a voter")
+            if len(v) == 1:
+                raise ConfChangeError(f"node {n} is the last voter")
+            return Membership(v - {n}, learn | {n})
         if cc.type is ConfChangeType.REMOVE:
             if n in v:
                 if len(v) == 1:
@@ -388,18 +405,40 @@ class Membership:
         return cls(sets[0], sets[1])
 
 
-def encode_conf_entry(cc: ConfChange, result: Membership) -> bytes:
-    """The data of a CONF_CHANGE entry: the change and the whole resulting membership."""
-    return cc.encode() + result.encode()
+def encode_conf_entry(cc: ConfChange, result: Membership, context: bytes = b"") -> bytes:
+    """The data of a CONF_CHANGE entry: the change, the whole resulting membership, and the
+    driver's ``context`` (opaque to the core; e.g. addresses of the members)."""
+    return cc.encode() + result.encode() + context
+
+
+def _membership_size(data: bytes, pos: int) -> int:
+    """Bytes of the encoded :class:`Membership` starting at ``pos``."""
+    try:
+        (voters,) = _COUNT.unpack_from(data, pos)
+        (learners,) = _COUNT.unpack_from(data, pos + 4 + 8 * voters)
+    except struct.error as exc:
+        raise ValueError(f"bad membership encoding: {exc}") from None
+    return 8 + 8 * (int(voters) + int(learners))
 
 
 def decode_conf_entry(data: bytes) -> tuple[ConfChange, Membership]:
-    """Inverse of :func:`encode_conf_entry`.
+    """Inverse of :func:`encode_conf_entry` (without the context: see
+    :func:`conf_entry_context`).
 
     Raises:
         ValueError: the bytes are not a CONF_CHANGE entry's data.
     """
-    return ConfChange.decode(data[: _CC.size]), Membership.decode(data[_CC.size :])
+    end = _CC.size + _membership_size(data, _CC.size)
+    return ConfChange.decode(data[: _CC.size]), Membership.decode(data[_CC.size : end])
+
+
+def conf_entry_context(data: bytes) -> bytes:
+    """The driver's context of a CONF_CHANGE entry's data (``b""`` if none).
+
+    Raises:
+        ValueError: the bytes are not a CONF_CHANGE entry's data.
+    """
+    return data[_CC.size + _membership_size(data, _CC.size) :]
 
 
 @dataclass(frozen=True, slots=True)
@@ -850,6 +889,12 @@ class Raft:
         return self._membership
 
     @property
+    def pending_conf_index(self) -> int:
+        """The index of the latest configuration entry not yet committed, or 0 if none."""
+        pending = [i for i, _ in self._conf_log if i > self.commit]
+        return pending[-1] if pending else 0
+
+    @property
     def transferee(self) -> int:
         """On a leader, the target of a leadership transfer in progress, else :data:`NONE`."""
         return self._transferee
@@ -969,9 +1014,10 @@ class Raft:
         self._bcast_append()
         return ents
 
-    def propose_conf_change(self, cc: ConfChange) -> LogEntry:
+    def propose_conf_change(self, cc: ConfChange, context: bytes = b"") -> LogEntry:
         """Append a membership change (leader only); it takes effect at once, on this node
         and on each follower as the entry reaches its log (see the module docs).
+        ``context`` travels in the entry for the driver (:func:`conf_entry_context`).
 
         Returns:
             The CONF_CHANGE entry; the change is committed when it appears in
@@ -985,10 +1031,10 @@ class Raft:
                 membership. Nothing is changed.
         """
         self._check_can_propose()
-        pending = [i for i, _ in self._conf_log if i > self.commit]
+        pending = self.pending_conf_index
         if pending:
             raise ConfChangeError(
-                f"configuration change at index {pending[-1]} is not committed yet; "
+                f"configuration change at index {pending} is not committed yet; "
                 "one change at a time"
             )
         if not self._committed_in_term():
@@ -997,7 +1043,10 @@ class Raft:
             )
         result = self._membership.apply(cc)
         entry = LogEntry(
-            self.last_index() + 1, self.term, encode_conf_entry(cc, result), EntryKind.CONF_CHANGE
+            self.last_index() + 1,
+            self.term,
+            encode_conf_entry(cc, result, context),
+            EntryKind.CONF_CHANGE,
         )
         self._append_local([entry])
         self._bcast_append()
@@ -1243,7 +1292,11 @@ class Raft:
         self.leader = self.id
         self.role = Role.LEADER
         li = self.last_index()
-        for peer in self._membership.voters | self._membership.learners | {self.id}:
+        # Also the peers an uncommitted change removes: they get the log until they
+        # know their removal committed (see _forget_removed).
+        before = self._membership_at(self.commit)
+        members = self._membership.voters | self._membership.learners
+        for peer in members | before.voters | before.learners | {self.id}:
             self._progress[peer] = _Progress(match=0, next=li + 1)
         me = self._progress[self.id]
         me.match = li
@@ -1280,6 +1333,40 @@ class Raft:
         if self._transferee != NONE and self._transferee not in m.voters:
             self._transferee = NONE
 
+    def _forget_removed(self) -> None:
+        """On a leader whose removals committed: forget each removed peer that has the
+        entry removing it, after one last (empty) append carrying the commit index, so
+        that it learns it is out. One that lacks the entry keeps getting the log (a
+        single voter commits a removal before anyone else has it)."""
+        ms = self._membership
+        members = ms.voters | ms.learners
+        if len(self._progress) <= len(members | {self.id}) or not all(
+            i <= self.commit for i, _ in self._conf_log
+        ):
+            return
+        last_conf = self._conf_log[-1][0] if self._conf_log else self._conf_base_index
+        for peer in [p for p in self._progress if p not in members and p != self.id]:
+            pr = self._progress[peer]
+            if pr.match < last_conf:
+                continue
+            try:
+                log_term = self.term_at(pr.match)
+            except IndexError:  # pragma: no cover - match is at least the committed change
+                log_term = 0
+            if log_term:
+                self._msgs.append(
+                    Message(
+                        MessageType.APPEND,
+                        self.id,
+                        peer,
+                        self.term,
+                        log_term=log_term,
+                        index=pr.match,
+                        commit=self.commit,
+                    )
+                )
+            del self._progress[peer]
+
     def _committed_in_term(self) -> bool:
         try:
             return self.term_at(self.commit) == self.term
@@ -1294,14 +1381,7 @@ class Raft:
 
     def _leader_committed(self) -> None:
         """On a leader, after its commit index moved (and the news was broadcast)."""
-        ms = self._membership
-        if len(self._progress) > len(ms.voters | ms.learners | {self.id}) and all(
-            i <= self.commit for i, _ in self._conf_log
-        ):
-            # Removals committed: forget the removed peers (they got the news above).
-            members = ms.voters | ms.learners
-            for peer in [p for p in self._progress if p not in members and p != self.id]:
-                del self._progress[peer]
+        self._forget_removed()
         if self._reads_waiting and self._committed_in_term():
             waiting, self._reads_waiting = self._reads_waiting, []
             for context, origin in waiting:
@@ -1457,6 +1537,10 @@ class Raft:
                     pr.become_replicate()
                 if not updated:
                     return
+                if m.sender not in self._membership.voters | self._membership.learners:
+                    self._forget_removed()  # a removed peer caught up: tell it, forget it
+                    if m.sender not in self._progress:
+                        return
                 if self._maybe_commit():
                     self._bcast_append()
                     self._leader_committed()

@@ -70,6 +70,7 @@ from coord.protocol import (
     Perm,
     ProtocolError,
     Reader,
+    ReconfigRequest,
     Record,
     RemoveWatchesRequest,
     SetWatches,
@@ -422,7 +423,8 @@ class Connection:
                 self.timeout = server.negotiate_timeout(request.time_out)
                 server.read_only_session(self, request)
                 return
-            log.info("refusing session request from %s: no leader", self.peer_name)
+            why = "removed from the ensemble" if replicator.removed else "no leader"
+            log.info("refusing session request from %s: %s", self.peer_name, why)
             self.closing = True
             self._established.set()
             return
@@ -581,6 +583,19 @@ class Connection:
         elif op == OpCode.AUTH:
             assert isinstance(request, AuthPacket)
             self._authenticate(xid, request)
+        elif (
+            op == OpCode.RECONFIG
+            and server.replicator is not None
+            and server.config.reconfig_enabled
+        ):
+            # Dynamic reconfiguration: coord/server/_ensemble.py (Replicator.reconfig).
+            assert isinstance(request, ReconfigRequest)
+            if self.read_only:
+                self._enqueue_error(xid, op, ErrorCode.NOT_READ_ONLY)
+                return
+            slot = _Slot(xid, op, request, logged=True)
+            self.pending.append(slot)
+            server.replicator.reconfig(self, slot, request)
         elif op in _LOCAL:
             if not self.pending:
                 self._answer(xid, op, request, self.turn)
@@ -702,8 +717,11 @@ class Connection:
         if op == OpCode.RECONFIG:
             from coord.protocol import ReconfigDisabledError
 
-            # As a ZooKeeper server with reconfigEnabled=false (the default).
-            raise ReconfigDisabledError("dynamic reconfiguration needs an ensemble")
+            # As a ZooKeeper server with reconfigEnabled=false (the default); a standalone
+            # server cannot grow (as ZooKeeper's with standaloneEnabled=true).
+            raise ReconfigDisabledError(
+                "dynamic reconfiguration needs reconfig_enabled and an ensemble"
+            )
         if op == OpCode.SASL:
             assert isinstance(request, GetSASLRequest)
             return handle_sasl(self, request.token)

@@ -13,6 +13,7 @@ place; they do not wait for the ensemble to recover (use :meth:`wait_for_leader`
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -235,6 +236,58 @@ class CoordEnsemble:
         if self.alive(ident):
             raise RuntimeError(f"member {ident} is running")
         shutil.rmtree(self.members[ident].data_dir, ignore_errors=True)
+
+    def new_server(self, ident: int, *, role: str = "participant") -> EnsembleMember:
+        """Write the config of a server meant to join the ensemble at runtime (its
+        ``members``: every current member plus itself, no proxies) and start it; it is
+        not a member until a reconfig adds it (``zk_spec(ident)`` or
+        ``member_spec(ident)`` is the server to add). Returns it (now in :attr:`members`).
+        Start the ensemble with ``proxies=False`` for reconfig tests: the configuration
+        holds real peer addresses, which links to new members use."""
+        if ident in self.members:
+            raise ValueError(f"member {ident} exists")
+        base = self.directory / f"member-{ident}"
+        base.mkdir(parents=True, exist_ok=True)
+        member = EnsembleMember(
+            id=ident,
+            client=f"{self.host}:{_free_port(self.host)}",
+            peer=f"{self.host}:{_free_port(self.host)}",
+            role=role,
+            config=str((base / "coord.toml").resolve()),
+            data_dir=str((base / "data").resolve()),
+            log=str((base / "server.log").resolve()),
+        )
+        specs = [self.member_spec(m.id) for m in self.members.values()]
+        self.members[ident] = member
+        specs.append(self.member_spec(ident))
+        host, _, port = member.client.rpartition(":")
+        lines = [
+            f"server_id = {ident}",
+            f"host = {json.dumps(host)}",
+            f"port = {port}",
+            f"data_dir = {json.dumps(member.data_dir)}",
+            f"peer_secret_file = {json.dumps(str((self.directory / 'secret').resolve()))}",
+            'four_letter_words = ["*"]',
+            "members = [",
+            *(f"    {json.dumps(spec)}," for spec in specs),
+            "]",
+            *(f"{key} = {json.dumps(value)}" for key, value in self._config.items()),
+        ]
+        Path(member.config).write_text("\n".join(lines) + "\n")
+        self.start_member(ident)
+        return member
+
+    def member_spec(self, ident: int) -> str:
+        """Member ``ident`` in coord's member form (its real peer address, no proxy)."""
+        m = self.members[ident]
+        role = ":observer" if m.role == "observer" else ""
+        return f"{m.id}={m.peer}{role};{m.client}"
+
+    def zk_spec(self, ident: int, *, role: str | None = None) -> str:
+        """Member ``ident`` in ZooKeeper's server form, as ``/zookeeper/config`` shows it
+        (the election port coord does not have written as 0), for a reconfig request."""
+        m = self.members[ident]
+        return f"server.{m.id}={m.peer}:0:{role or m.role};{m.client}"
 
     def kill_all(self) -> None:
         for ident in self.members:

@@ -193,6 +193,8 @@ class ZooKeeperEnsemble:
         log_level: Root log4j level of each member's log file.
         jvm_options: JVM options of each member (default: tuned for start-up speed, as
             the test suite wants; benchmarks pass ``zkServer.sh``'s).
+        reconfig_enabled: ``reconfigEnabled=true`` and ``zookeeper.skipACL=yes``, so any
+            client may send reconfig (dynamic reconfiguration tests).
     """
 
     host = _HOST
@@ -211,6 +213,7 @@ class ZooKeeperEnsemble:
         startup_timeout: float = 60.0,
         log_level: str = "INFO",
         jvm_options: tuple[str, ...] = FAST_JVM_OPTIONS,
+        reconfig_enabled: bool = False,
     ) -> None:
         if size < 1:
             raise ValueError(f"an ensemble needs at least one member, not {size}")
@@ -225,6 +228,7 @@ class ZooKeeperEnsemble:
         self._startup_timeout = startup_timeout
         self._log_level = log_level
         self._jvm_options = tuple(jvm_options)
+        self._reconfig_enabled = reconfig_enabled
         self._partitioned: set[int] = set()
         self._shim: Path | None = None
         self.shim_error: str | None = None
@@ -557,7 +561,7 @@ class ZooKeeperEnsemble:
             "admin.enableServer": "false",
             "4lw.commands.whitelist": "*",
             "maxClientCnxns": 0,
-            "reconfigEnabled": "false",
+            "reconfigEnabled": "true" if self._reconfig_enabled else "false",
             "standaloneEnabled": "false",
             "electionPortBindRetry": 0,
         }
@@ -586,6 +590,10 @@ class ZooKeeperEnsemble:
             "zookeeper.forceSync": "yes" if self._force_sync else "no",
             "jdk.net.hosts.file": member.directory / "hosts",
         }
+        if self._reconfig_enabled:
+            # Whoever may reconfigure: skip ACL checks (as ZooKeeper's reconfig docs advise
+            # for tests; a superuser would do too).
+            properties["zookeeper.skipACL"] = "yes"
         return [
             java,
             *self._jvm_options,

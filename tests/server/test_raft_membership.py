@@ -94,9 +94,10 @@ def test_Raft_membership_add_learner_then_promote() -> None:
 
 
 def test_Raft_membership_remove_follower_stops_it() -> None:
-    """A removed follower still gets the log until its removal commits (so it learns of
-    it), then nothing more; not being a voter in its latest configuration, it never
-    campaigns; quorums stop counting it as soon as the entry is appended."""
+    """A removed follower still gets the log until it has its removal and knows that it
+    committed (so it learns of it), then nothing more; not being a voter in its latest
+    configuration, it never campaigns; quorums stop counting it as soon as the entry is
+    appended."""
     c = three()
     c.conf_change(1, T.REMOVE, 3)
     assert c[1].voters == {1, 2}
@@ -107,8 +108,13 @@ def test_Raft_membership_remove_follower_stops_it() -> None:
     c.deliver(to(2))
     assert c.deliver(to(1)) == ["2->1 APPEND_RESP t1 index=3"]
     assert c[1].commit == 3  # {1, 2} is the whole quorum now
+    assert c[1].progress(3) is not None  # it has not acknowledged its removal yet
+    c.deliver(to(3))
+    assert set(c.deliver(to(1))) == {"3->1 APPEND_RESP t1 index=3"}
+    assert "1->3 APPEND t1 prev=3@1 [] commit=3" in c.pending()  # the last word
     assert c[1].progress(3) is None
     c.stabilize()
+    assert c[3].commit == 3
     assert c[3].voters == {1, 2} and not c[3].promotable
     c.propose(1, b"b")
     assert all(m.to != 3 for m in c.outbox)
@@ -116,6 +122,21 @@ def test_Raft_membership_remove_follower_stops_it() -> None:
     assert c.applied(2) == [b"a", b"b"] and c.applied(3) == [b"a"]
     c.tick(3, 5 * ELECTION)
     assert c.pending() == [] and c[3].role is Role.FOLLOWER
+
+
+def test_Raft_membership_a_single_voter_tells_a_removed_peer() -> None:
+    """A single voter commits a removal as it appends it, before the removed peer has
+    it: the peer still gets the entry and then the commit index."""
+    c = three()
+    c.conf_change(1, T.REMOVE, 3)
+    c.stabilize()
+    c.conf_change(1, T.REMOVE, 2)
+    assert c[1].commit == c[1].last_index()  # committed at once: one voter
+    c.stabilize()
+    assert c[1].progress(2) is None
+    assert c[2].commit == c[1].commit and c[2].voters == {1}
+    c.tick(2, 5 * ELECTION)
+    assert c.pending() == []
 
 
 def test_Raft_membership_removing_the_leader() -> None:
@@ -146,6 +167,26 @@ def test_Raft_membership_removing_the_leader() -> None:
     c.propose(2, b"b")
     c.stabilize()
     assert c.applied(3) == [b"a", b"b"]
+
+
+def test_Raft_membership_demoting_the_leader_makes_it_a_quiet_learner() -> None:
+    """DEMOTE_VOTER (ZooKeeper's participant -> observer) takes one voter out, like a
+    removal: a demoted leader steps down once the change commits, a voter takes over, and
+    the demoted node keeps receiving the log as a learner but never campaigns."""
+    c = three()
+    c.conf_change(1, T.DEMOTE_VOTER, 1)
+    assert c[1].voters == {2, 3} and c[1].learners == {1}
+    c.stabilize()
+    assert c[1].role is Role.FOLLOWER and c[1].is_learner
+    leader = next(i for i in (2, 3) if c[i].role is Role.LEADER)
+    c.tick(1, 5 * ELECTION)
+    c.propose(leader, b"b")
+    c.stabilize()
+    assert c.applied(1) == [b"a", b"b"] and c[1].role is Role.FOLLOWER
+    with pytest.raises(ConfChangeError, match="not a voter"):
+        Membership(frozenset({2}), frozenset({1})).apply(ConfChange(T.DEMOTE_VOTER, 1))
+    with pytest.raises(ConfChangeError, match="last voter"):
+        Membership(frozenset({2}), frozenset({1})).apply(ConfChange(T.DEMOTE_VOTER, 2))
 
 
 def test_Raft_membership_change_undone_when_its_entry_is_truncated() -> None:
