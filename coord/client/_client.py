@@ -1399,7 +1399,7 @@ class Client:
         with_stat: bool,
     ) -> tuple[str, Stat | None]:
         validate_path(path, sequential=sequential)
-        if path == "/":
+        if path == "/" and not sequential:  # "/" sequential names a child: /0000000000
             raise NodeExistsError(path="/")
         payload = _as_bytes(data, "data")
         acls = self._acl(acl)

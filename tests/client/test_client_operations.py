@@ -128,6 +128,18 @@ async def test_Client_create_makepath_and_ensure_path(target: Any, root: str) ->
         assert await zk.exists(root) is None
 
 
+async def test_Client_sequential_create_at_the_root_names_a_child(target: Any) -> None:
+    """``/`` with sequential is the root's next sequential child (only ``/`` itself
+    exists)."""
+    async with client(target) as zk:
+        path = await zk.create("/", b"", sequential=True, protected=False, ephemeral=True)
+        assert re.fullmatch(r"/\d{10}", path), path
+        assert path[1:] in await zk.children("/")
+        await zk.delete(path)
+        with pytest.raises(NodeExistsError):
+            await zk.create("/", b"")
+
+
 async def test_Client_children_and_counts(target: Any, root: str) -> None:
     """children, children_with_stat and all_children_number agree."""
     async with client(target) as zk:
