@@ -1488,8 +1488,8 @@ class Server:
                             transport.serve, self.config, self.handle_connection
                         )
                         self.addresses.extend(addresses)
-                    for host, port in self.addresses:
-                        log.info("coord serving on %s:%d", host, port)
+                        for host, port in addresses:
+                            log.info("coord serving on %s:%d (%s)", host, port, transport.name)
                     notify_server_started(self.plugins, self, self.addresses)
                     self.auditor.server("serverStart", self.addresses)
                     task_status.started(self.addresses)
