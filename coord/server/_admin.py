@@ -57,6 +57,7 @@ from coord.protocol import (
 from ._fourlw import COMMANDS, command_data, find_command
 from ._http import App, HTTPError, Request, Response, Router, serve_http
 from ._tree import validate_path
+from .http_api._app import stat_json
 
 if TYPE_CHECKING:
     from ._server import Server
@@ -178,22 +179,6 @@ def _path(request: Request) -> str:
     except CoordError as exc:
         raise HTTPError(400, "bad_path", str(exc)) from None
     return path
-
-
-def _stat(stat: Stat) -> dict[str, Any]:
-    return {
-        "czxid": stat.czxid,
-        "mzxid": stat.mzxid,
-        "ctime": stat.ctime,
-        "mtime": stat.mtime,
-        "version": stat.version,
-        "cversion": stat.cversion,
-        "aversion": stat.aversion,
-        "ephemeralOwner": stat.ephemeral_owner,
-        "dataLength": stat.data_length,
-        "numChildren": stat.num_children,
-        "pzxid": stat.pzxid,
-    }
 
 
 def _perms(perms: int) -> str:
@@ -403,7 +388,7 @@ def admin_app(server: Server) -> Router:
         return Response.json(
             {
                 "path": path,
-                "stat": _stat(answer.stat),
+                "stat": stat_json(answer.stat),
                 "children": listed,
                 "child_counts": counts,
                 "truncated": len(children) > MAX_CHILDREN,
@@ -428,7 +413,7 @@ def admin_app(server: Server) -> Router:
             data = GetDataResponse.read(read)
             body["authorized"] = True
             body["data"] = _show_data(data.data)
-            body["stat"] = _stat(data.stat)
+            body["stat"] = stat_json(data.stat)
         acl_read = _read(server, OpCode.GET_ACL, GetACLRequest(path), ids)
         if isinstance(acl_read, CoordError):
             body["acl"] = None
@@ -438,7 +423,7 @@ def admin_app(server: Server) -> Router:
                 {"scheme": e.id.scheme, "id": e.id.id, "perms": _perms(e.perms)} for e in acl.acl
             ]
             if body["stat"] is None:
-                body["stat"] = _stat(acl.stat)
+                body["stat"] = stat_json(acl.stat)
         body["identities"] = [f"{i.scheme}:{i.id}" for i in ids]
         return Response.json(body)
 

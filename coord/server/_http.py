@@ -38,7 +38,6 @@ from urllib.parse import parse_qs, unquote
 import anyio
 import anyio.abc
 import h11
-from anyio.abc import SocketAttribute
 from anyio.streams.tls import TLSAttribute, TLSStream
 
 from ._acl import PeerInfo
@@ -514,12 +513,6 @@ async def serve_connection(
         await _Connection(stream, peer, app, limits or HttpLimits()).serve()
 
 
-def _host_port(address: Any) -> tuple[str, int]:
-    from coord.plugins.builtin.tcp import _host_port as host_port
-
-    return host_port(address)
-
-
 async def serve_http(
     host: str,
     port: int,
@@ -546,23 +539,16 @@ async def serve_http(
     Raises:
         OSError: the address cannot be bound.
     """
-    from coord.plugins.builtin.tcp import (
-        _CONNECTION_ERRNOS,
-        _RESOURCE_ERRNOS,
-        _RESOURCE_RETRY_DELAY,
-    )
+    from coord.plugins.builtin.tcp import remote_peer, serve_tcp
 
     limits = limits or HttpLimits()
-    listener = await anyio.create_tcp_listener(
-        local_host=host or None, local_port=port, reuse_port=False
-    )
 
     async def serve_one(stream: anyio.abc.SocketStream) -> None:
         async with stream:
-            try:
-                peer_host, peer_port = _host_port(stream.extra(SocketAttribute.remote_address))
-            except (OSError, anyio.TypedAttributeLookupError):
+            remote = remote_peer(stream)
+            if remote is None:
                 return
+            peer_host, peer_port = remote.host, remote.port
             served: anyio.abc.ByteStream = stream
             certificate = subject = None
             if ssl_context is not None:
@@ -591,26 +577,10 @@ async def serve_http(
             except Exception:
                 log.exception("%s connection from %s:%d failed", name, peer_host, peer_port)
 
-    async def accept_loop(sub: anyio.abc.SocketListener, tg: anyio.abc.TaskGroup) -> None:
-        while True:
-            try:
-                stream = await sub.accept()
-            except OSError as exc:
-                if exc.errno in _CONNECTION_ERRNOS:
-                    continue
-                if exc.errno in _RESOURCE_ERRNOS:
-                    log.error("%s: accept failed: %s; retrying shortly", name, exc)
-                    await anyio.sleep(_RESOURCE_RETRY_DELAY)
-                    continue
-                raise
-            tg.start_soon(serve_one, stream)
-
-    async with listener, anyio.create_task_group() as tg:
-        addresses = [
-            _host_port(sub.extra(SocketAttribute.local_address)) for sub in listener.listeners
-        ]
-        for sub in listener.listeners:
-            tg.start_soon(accept_loop, cast(anyio.abc.SocketListener, sub), tg)
+    async with anyio.create_task_group() as tg:
+        addresses = await tg.start(
+            lambda task_status: serve_tcp(host, port, serve_one, name=name, task_status=task_status)
+        )
         for bound_host, bound_port in addresses:
             log.info("%s on %s:%d", name, bound_host, bound_port)
         task_status.started(addresses)

@@ -141,3 +141,15 @@ def test_a_loopback_endpoint_refuses_other_host_names(
     for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", "localhost"):
         status, body = get_json(admin, "/api/node?path=/local-only", host_header=host)
         assert status == 200 and body["data"]["text"] == "trusted", host
+
+
+def test_an_ephemeral_nodes_owner_is_the_exact_session_id(
+    server: CoordServerThread, zk: KazooClient
+) -> None:
+    """Session ids are 64-bit: sent as a hex string, not a JSON number a browser would
+    round."""
+    zk.create("/mine", b"", ephemeral=True)
+    session_id = zk.client_id[0]
+    assert session_id > 2**53
+    body = get_json(server.admin_address, "/api/node?path=/mine")[1]
+    assert body["stat"]["ephemeralOwner"] == f"0x{session_id:x}"

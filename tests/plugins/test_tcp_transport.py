@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 
@@ -9,7 +10,7 @@ import anyio
 import anyio.abc
 import pytest
 
-from coord.plugins.builtin.tcp import TcpTransport
+from coord.plugins.builtin.tcp import TcpTransport, accept_loop
 from coord.server._acl import PeerInfo
 from coord.server._config import ServerConfig
 from coord.server._transport import Transport
@@ -132,6 +133,12 @@ class _GoneStream:
     async def aclose(self) -> None:
         self.closed = True
 
+    async def __aenter__(self) -> _GoneStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
 
 class _OneGoneThenBlock:
     """A listener that hands out one vanished connection, then waits forever."""
@@ -159,7 +166,8 @@ async def test_TcpTransport_peer_gone_before_accept_completes_keeps_listening() 
         raise AssertionError("no handler for a vanished peer")
 
     async with anyio.create_task_group() as tg:
-        tg.start_soon(TcpTransport()._accept_loop, listener, handler, tg)  # type: ignore[arg-type]
+        serve_one = functools.partial(TcpTransport().serve_connection, handler=handler)
+        tg.start_soon(accept_loop, listener, serve_one, tg, "tcp")  # type: ignore[arg-type]
         with anyio.fail_after(5):
             await listener.asked_again.wait()
         tg.cancel_scope.cancel()

@@ -9,8 +9,10 @@ instead of stopping the server, as trio's ``serve_listeners`` does.
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
 import logging
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
     from coord.server._config import ServerConfig
     from coord.server._transport import ConnectionHandler, Transport
 
-__all__ = ["TcpTransport", "coord_transports"]
+__all__ = ["TcpTransport", "accept_loop", "coord_transports", "remote_peer", "serve_tcp"]
 
 log = logging.getLogger("coord.server")
 
@@ -47,6 +49,68 @@ def _host_port(address: Any) -> tuple[str, int]:
     return host, port
 
 
+async def serve_tcp(
+    host: str,
+    port: int,
+    serve_one: Callable[[anyio.abc.SocketStream], Coroutine[Any, Any, None]],
+    *,
+    name: str = "tcp",
+    task_status: anyio.abc.TaskStatus[list[tuple[str, int]]] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Listen on ``host``:``port`` and run ``serve_one(stream)`` in a task of its own for
+    each accepted connection, until cancelled (which cancels those tasks too).
+
+    The accept loop shared by every TCP listener of the server (the client port, the TLS
+    port, the admin endpoint, the HTTP API): it reports the bound addresses through
+    ``task_status``, retries at once after accept errors that concern only the connection
+    being accepted, and logs and retries after a pause those that mean the process is out of
+    resources. ``serve_one`` owns the stream (closes it).
+
+    Raises:
+        OSError: the address cannot be bound.
+    """
+    listener = await anyio.create_tcp_listener(
+        local_host=host or None, local_port=port, reuse_port=False
+    )
+
+    async with listener, anyio.create_task_group() as tg:
+        addresses = [
+            _host_port(sub.extra(SocketAttribute.local_address)) for sub in listener.listeners
+        ]
+        for sub in listener.listeners:
+            tg.start_soon(accept_loop, cast(anyio.abc.SocketListener, sub), serve_one, tg, name)
+        task_status.started(addresses)
+
+
+async def accept_loop(
+    listener: anyio.abc.SocketListener,
+    serve_one: Callable[[anyio.abc.SocketStream], Coroutine[Any, Any, None]],
+    tg: anyio.abc.TaskGroup,
+    name: str,
+) -> None:
+    """Accept connections on ``listener`` forever, each served by ``serve_one`` in ``tg``."""
+    while True:
+        try:
+            stream = await listener.accept()
+        except OSError as exc:
+            if exc.errno in _CONNECTION_ERRNOS:
+                continue
+            if exc.errno in _RESOURCE_ERRNOS:
+                log.error("%s: accept failed: %s; retrying shortly", name, exc)
+                await anyio.sleep(_RESOURCE_RETRY_DELAY)
+                continue
+            raise
+        tg.start_soon(serve_one, stream)
+
+
+def remote_peer(stream: anyio.abc.SocketStream) -> PeerInfo | None:
+    """The client's address, or None when it is already gone."""
+    try:
+        return PeerInfo(*_host_port(stream.extra(SocketAttribute.remote_address)))
+    except (OSError, anyio.TypedAttributeLookupError):
+        return None
+
+
 class TcpTransport:
     """Serves the client port on ``config.host``:``config.port`` over plain TCP."""
 
@@ -66,50 +130,22 @@ class TcpTransport:
         Raises:
             OSError: the address cannot be bound.
         """
-        listener = await anyio.create_tcp_listener(
-            local_host=config.host or None, local_port=config.port, reuse_port=False
-        )
-        async with listener, anyio.create_task_group() as tg:
-            addresses = [
-                _host_port(sub.extra(SocketAttribute.local_address)) for sub in listener.listeners
-            ]
-            for sub in listener.listeners:
-                tg.start_soon(self._accept_loop, cast(anyio.abc.SocketListener, sub), handler, tg)
-            task_status.started(addresses)
+        serve_one = functools.partial(self.serve_connection, handler=handler)
+        await serve_tcp(config.host, config.port, serve_one, task_status=task_status)
 
-    async def _accept_loop(
-        self,
-        listener: anyio.abc.SocketListener,
-        handler: ConnectionHandler,
-        tg: anyio.abc.TaskGroup,
+    async def serve_connection(
+        self, stream: anyio.abc.SocketStream, *, handler: ConnectionHandler
     ) -> None:
-        while True:
+        """Serve one accepted connection with ``handler``, then close it; a connection whose
+        peer is already gone is just closed."""
+        async with stream:
+            peer = remote_peer(stream)
+            if peer is None:
+                return
             try:
-                stream = await listener.accept()
-            except OSError as exc:
-                if exc.errno in _CONNECTION_ERRNOS:
-                    continue
-                if exc.errno in _RESOURCE_ERRNOS:
-                    log.error("accept failed: %s; retrying shortly", exc)
-                    await anyio.sleep(_RESOURCE_RETRY_DELAY)
-                    continue
-                raise
-            try:
-                peer = PeerInfo(*_host_port(stream.extra(SocketAttribute.remote_address)))
-            except (OSError, anyio.TypedAttributeLookupError):  # the peer is already gone
-                await stream.aclose()
-                continue
-            tg.start_soon(_serve_connection, stream, peer, handler, name=f"coord tcp {peer}")
-
-
-async def _serve_connection(
-    stream: anyio.abc.SocketStream, peer: PeerInfo, handler: ConnectionHandler
-) -> None:
-    async with stream:
-        try:
-            await handler(stream, peer)
-        except Exception:
-            log.exception("connection from %s:%d failed", peer.host, peer.port)
+                await handler(stream, peer)
+            except Exception:
+                log.exception("connection from %s:%d failed", peer.host, peer.port)
 
 
 @hookimpl

@@ -17,19 +17,13 @@ from __future__ import annotations
 
 import logging
 import ssl
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
-from anyio.abc import SocketAttribute
 from anyio.streams.tls import TLSAttribute, TLSStream
 
-from coord.plugins.builtin.tcp import (
-    _CONNECTION_ERRNOS,
-    _RESOURCE_ERRNOS,
-    _RESOURCE_RETRY_DELAY,
-    _host_port,
-)
+from coord.plugins.builtin.tcp import remote_peer, serve_tcp
 from coord.plugins.hookspecs import hookimpl
 from coord.server._acl import PeerInfo
 from coord.server._tls import CertificateReloader, TlsSettings, X509Scheme
@@ -89,22 +83,30 @@ class TlsTransport:
 
             detail = f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc)
             raise ConfigError(f"the TLS certificate files do not load: {detail}") from exc
-        listener = await anyio.create_tcp_listener(
-            local_host=config.host or None, local_port=config.secure_port, reuse_port=False
-        )
-        async with listener, anyio.create_task_group() as tg:
-            addresses = [
-                _host_port(sub.extra(SocketAttribute.local_address)) for sub in listener.listeners
-            ]
-            for sub in listener.listeners:
-                tg.start_soon(
-                    self._accept_loop, cast(anyio.abc.SocketListener, sub), config, handler, tg
-                )
+
+        async def serve_one(stream: anyio.abc.SocketStream) -> None:
+            peer = remote_peer(stream)
+            if peer is None:
+                await stream.aclose()
+                return
+            limit = config.max_client_connections
+            if limit and self._handshaking.get(peer.host, 0) >= limit:
+                log.warning("too many TLS handshakes in progress from %s; closing", peer.host)
+                await stream.aclose()
+                return
+            await self._serve_connection(stream, peer.host, peer.port, config, handler)
+
+        async with anyio.create_task_group() as tg:
             if config.tls_reload_interval > 0:
                 tg.start_soon(self._reload_loop, reloader, config.tls_reload_interval)
-            self.addresses = addresses
-            for host, port in addresses:
-                log.info("TLS client port on %s:%d", host, port)
+            port = config.secure_port
+            self.addresses = addresses = await tg.start(
+                lambda task_status: serve_tcp(
+                    config.host, port, serve_one, name="TLS", task_status=task_status
+                )
+            )
+            for host, bound in addresses:
+                log.info("TLS client port on %s:%d", host, bound)
             task_status.started(addresses)
 
     async def _reload_loop(self, reloader: CertificateReloader, interval: float) -> None:
@@ -114,36 +116,6 @@ class TlsTransport:
             if reloader.check():
                 self._reloaded.set()
                 self._reloaded = anyio.Event()
-
-    async def _accept_loop(
-        self,
-        listener: anyio.abc.SocketListener,
-        config: ServerConfig,
-        handler: ConnectionHandler,
-        tg: anyio.abc.TaskGroup,
-    ) -> None:
-        while True:
-            try:
-                stream = await listener.accept()
-            except OSError as exc:
-                if exc.errno in _CONNECTION_ERRNOS:
-                    continue
-                if exc.errno in _RESOURCE_ERRNOS:
-                    log.error("accept failed: %s; retrying shortly", exc)
-                    await anyio.sleep(_RESOURCE_RETRY_DELAY)
-                    continue
-                raise
-            try:
-                host, port = _host_port(stream.extra(SocketAttribute.remote_address))
-            except (OSError, anyio.TypedAttributeLookupError):
-                await stream.aclose()
-                continue
-            limit = config.max_client_connections
-            if limit and self._handshaking.get(host, 0) >= limit:
-                log.warning("too many TLS handshakes in progress from %s; closing", host)
-                await stream.aclose()
-                continue
-            tg.start_soon(self._serve_connection, stream, host, port, config, handler)
 
     async def _serve_connection(
         self,

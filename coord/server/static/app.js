@@ -29,6 +29,8 @@ function childPath(parent, name) {
 }
 
 function hex(value) {
+  // Session ids come as "0x..." strings: 64 bits do not fit a JavaScript number exactly.
+  if (typeof value === "string" && value.startsWith("0x")) return value;
   return "0x" + Number(value).toString(16);
 }
 
