@@ -21,8 +21,10 @@ Ordering, the part clients check:
   write's reply and before any read evaluated after it: a client sees the event before
   any reply that reflects the change.
 
-Each connection has one writer task draining an output buffer, so all replies produced by
-one read of the socket leave in one write. There is no task per request.
+Each connection has one output buffer, so all replies produced by one read of the socket,
+or by one commit batch, leave in one write: flushed right there when the stream takes
+bytes without waiting (``Connection.flush``), else by the connection's writer task. There
+is no task per request.
 """
 
 from __future__ import annotations
