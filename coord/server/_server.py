@@ -1181,7 +1181,7 @@ class Server:
                 failpoint("before-log-write")
                 if store_batch.compact_before is not None:
                     failpoint("mid-compaction")
-            await self._write(store_batch, sync=True)
+            await self._write(store_batch, sync=True, inline=True)
             if _armed:
                 failpoint("after-log-write")
             flush: list[Connection] = []
@@ -1201,16 +1201,17 @@ class Server:
             assert first is not None
             self.latency.add(now_ms() - first.time)
 
-    async def _write(self, batch: StoreBatch, *, sync: bool) -> None:
+    async def _write(self, batch: StoreBatch, *, sync: bool, inline: bool = False) -> None:
         """Write to the store, or stop the server: nothing is acknowledged unless durable.
 
-        A synced write goes through the store's ``write_inline`` when it has one (the
-        ``rocksdb`` backend: a write it does on the loop thread, without a turn of the
-        loop, so the batch's replies leave right after its fsync).
+        With ``inline`` (the standalone commit loop), a synced write goes through the
+        store's ``write_inline`` when it has one (the ``rocksdb`` backend: a write it does
+        on the loop thread without a turn of the loop, so the batch's replies leave right
+        after its fsync); the caller then yields soon by itself.
         """
         try:
-            inline = self._write_inline
-            if not (sync and inline is not None and inline(batch)):
+            write_inline = self._write_inline if sync and inline else None
+            if write_inline is None or not write_inline(batch):
                 await self.store.write(batch, sync=sync)
         except StoreError as exc:
             self.failed = exc
