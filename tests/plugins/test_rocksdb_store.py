@@ -376,3 +376,88 @@ async def test_RocksDBStore_writes_in_a_thread_only_on_a_slow_disk(
     assert not store.threaded_writes and store.fsync_seconds == 0.0
     assert store.read_entries(1, 2) == [b"x"]
     await store.close()
+
+
+@pytest.mark.anyio
+async def test_RocksDBStore_keeps_choosing_thread_or_inline_from_its_synced_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unless forced, the choice made at open is revisited: inline, by the median of every
+    32 synced writes; threaded, by three timed inline writes (one in 32). A forced choice
+    never changes."""
+    window = rocksdb_store._SYNC_WINDOW
+    probes = rocksdb_store._THREADED_PROBES
+    monkeypatch.setattr(rocksdb_store, "THREAD_ABOVE_FSYNC", 0.0)  # every disk is "slow"
+    store = RocksDBStore.open(tmp_path)
+    index = 0
+
+    async def synced_writes(count: int) -> None:
+        nonlocal index
+        for _ in range(count):
+            index += 1
+            await store.write(StoreBatch(entries=[(index, b"x")]))
+
+    try:
+        assert store.threaded_writes and store.adaptive_writes
+        await synced_writes(window * probes - 1)
+        assert store.threaded_writes  # two timed probes so far, all slow
+        monkeypatch.setattr(rocksdb_store, "THREAD_ABOVE_FSYNC", 60.0)  # now every disk is fast
+        await synced_writes(window * probes)
+        assert not store.threaded_writes
+        await synced_writes(window - 1)
+        assert not store.threaded_writes
+        monkeypatch.setattr(rocksdb_store, "THREAD_ABOVE_FSYNC", 0.0)
+        await synced_writes(window)
+        assert store.threaded_writes
+        await store.write(StoreBatch(), sync=False)  # unsynced writes are not timed
+    finally:
+        await store.close()
+    store = RocksDBStore.open(tmp_path, threaded_writes=True)
+    try:
+        assert not store.adaptive_writes
+        monkeypatch.setattr(rocksdb_store, "THREAD_ABOVE_FSYNC", 60.0)
+        await synced_writes(window * probes * 2)
+        assert store.threaded_writes
+        assert store.read_entries(1, index + 1) == [b"x"] * index
+    finally:
+        await store.close()
+
+
+@pytest.mark.anyio
+async def test_RocksDBStore_write_inline_writes_now_unless_the_write_belongs_in_a_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """write_inline does a synced write on the calling thread when the store writes inline
+    (or a threaded store's timed probe is due); otherwise it writes nothing and says so."""
+    store = RocksDBStore.open(tmp_path, threaded_writes=False)
+    try:
+        assert store.write_inline(StoreBatch(entries=[(1, b"a")], applied_index=1))
+        assert (store.last_index, store.applied_index) == (1, 1)
+        assert store.write_inline(StoreBatch())  # a barrier, nothing unsynced: no-op
+        with pytest.raises(ValueError):
+            store.write_inline(StoreBatch(entries=[(5, b"gap")]))
+        store.threaded_writes = True  # forced threaded: never inline
+        assert not store.write_inline(StoreBatch(entries=[(2, b"b")]))
+        assert store.last_index == 1
+    finally:
+        await store.close()
+    monkeypatch.setattr(rocksdb_store, "THREAD_ABOVE_FSYNC", 0.0)
+    store = RocksDBStore.open(tmp_path)  # adaptive, and threaded
+    try:
+        assert store.threaded_writes
+        inline = 0
+        for index in range(2, 2 + 2 * rocksdb_store._SYNC_WINDOW):
+            batch = StoreBatch(entries=[(index, b"x")])
+            if store.write_inline(batch):
+                inline += 1
+            else:
+                await store.write(batch)
+        assert inline == 2  # one timed probe in every _SYNC_WINDOW writes
+        assert store.last_index == 1 + 2 * rocksdb_store._SYNC_WINDOW
+    finally:
+        await store.close()
+    store = RocksDBStore.open(tmp_path)
+    try:
+        assert store.read_entries(1, 3) == [b"a", b"x"]
+    finally:
+        await store.close()

@@ -62,9 +62,13 @@ the worker waits for the GIL (up to the 5 ms switch interval) to hand back its r
 a disk with a 2 ms fsync the thread wins from ~5k writes/s on (p50 -25 % at 10-15k/s) and
 holds 20k/s where inline saturates near 18k/s. So :meth:`RocksDBStore.open` times a few
 fdatasyncs of the lock file and writes in a thread when they take more than 1 ms
-(``threaded_writes`` overrides it). Either way cancelling a ``write`` never separates the
-disk from the metadata in memory: once the batch is handed to RocksDB the call completes
-(the worker updates the metadata itself).
+(``threaded_writes`` overrides it), and then keeps deciding from the synced writes
+themselves: inline, every 32 writes' median; threaded, one write in 32 runs inline and
+timed (a worker's own timing would include its wait for the GIL), three of those decide.
+(Decided once at open, a few slow probes on a busy machine made a whole run threaded.)
+Either way cancelling a ``write`` never separates the disk from the metadata in memory:
+once the batch is handed to RocksDB the call completes (the worker updates the metadata
+itself).
 """
 
 from __future__ import annotations
@@ -148,6 +152,10 @@ _MAX_U64 = (1 << 64) - 1
 #: Synced writes go to a worker thread when an fdatasync takes longer than this (s).
 THREAD_ABOVE_FSYNC = 1e-3
 _FSYNC_PROBES = 5
+#: Synced writes whose median re-decides ``threaded_writes`` (when not forced).
+_SYNC_WINDOW = 32
+#: Threaded: inline timed writes (one per ``_SYNC_WINDOW``) whose median decides.
+_THREADED_PROBES = 3
 #: Records read per iterator in iter_nodes/iter_sessions: no iterator (which pins the
 #: database open) survives a ``yield``.
 _CHUNK = 4096
@@ -326,12 +334,17 @@ class RocksDBStore:
         *,
         threaded_writes: bool,
         fsync_seconds: float,
+        adaptive: bool = False,
     ) -> None:
         self._dir = data_dir
         self._db: Rdict | None = db
         self._lock_fd: int | None = lock_fd
-        #: Whether synced writes run in a worker thread (see module docs).
+        #: Whether synced writes run in a worker thread now (see module docs).
         self.threaded_writes = threaded_writes
+        #: Re-decide ``threaded_writes`` from the synced writes' own durations.
+        self.adaptive_writes = adaptive
+        self._sync_times: list[float] = []
+        self._probe_countdown = _SYNC_WINDOW
         #: The fdatasync time measured at open (s); 0.0 when not measured.
         self.fsync_seconds = fsync_seconds
         self._cf = {name: db.get_column_family(name) for name in _FAMILIES}
@@ -357,7 +370,8 @@ class RocksDBStore:
         Args:
             data_dir: the server's data directory (created with its parents if missing).
             threaded_writes: run synced writes in a worker thread; None decides by the
-                disk's fsync time, measured here (see module docs).
+                disk's fsync time, measured here and then on every 32 synced writes
+                (see module docs).
 
         Raises:
             StoreLockedError: another server (or another store in this process) holds it.
@@ -375,6 +389,7 @@ class RocksDBStore:
         lock_fd = _take_lock(data_dir)
         try:
             fsync_seconds = 0.0
+            adaptive = threaded_writes is None
             if threaded_writes is None:
                 fsync_seconds = _probe_fsync(lock_fd)
                 threaded_writes = fsync_seconds > THREAD_ABOVE_FSYNC
@@ -386,7 +401,12 @@ class RocksDBStore:
             os.close(lock_fd)
             raise
         store = cls(
-            data_dir, db, lock_fd, threaded_writes=threaded_writes, fsync_seconds=fsync_seconds
+            data_dir,
+            db,
+            lock_fd,
+            threaded_writes=threaded_writes,
+            fsync_seconds=fsync_seconds,
+            adaptive=adaptive,
         )
         try:
             store._load()
@@ -517,7 +537,7 @@ class RocksDBStore:
             await anyio.lowlevel.cancel_shielded_checkpoint()
             return
         plan = self._plan(batch)
-        if sync and self.threaded_writes:
+        if sync and self.threaded_writes and not self._probe_due():
             # The worker updates the metadata itself: once RocksDB has the batch, memory
             # follows it even if this task is cancelled meanwhile (run_sync waits).
             self._writing = True
@@ -526,8 +546,35 @@ class RocksDBStore:
             finally:
                 self._writing = False
         else:
-            self._write_plan(plan, sync)
+            self._write_plan(plan, sync, timed=sync and self.adaptive_writes)
             await anyio.lowlevel.cancel_shielded_checkpoint()
+
+    def write_inline(self, batch: StoreBatch) -> bool:
+        """A synced :meth:`write` done now, on the calling thread, when this store would
+        write it inline anyway (see *Threading* in the module docs); returns False, having
+        done nothing, when it would go to a worker thread (then call :meth:`write`).
+
+        Unlike :meth:`write` it never yields to the event loop: a caller that answers
+        clients once the batch is durable (the standalone commit loop) replies at once,
+        instead of after a turn of the loop -- a turn costs a poll system call, and on a
+        busy machine a chance to be preempted, between the fsync and the reply.
+
+        Raises:
+            ValueError, StoreError, RuntimeError: as :meth:`write`.
+        """
+        if self._writing:
+            raise RuntimeError("RocksDBStore.write called while another write is in flight")
+        if not batch:
+            if self._unsynced:
+                self._sync_wal()
+            return True
+        if self.threaded_writes:
+            # Threaded: only the timed probe (see _probe_due; write() counts the others).
+            if not self.adaptive_writes or self._probe_countdown > 1:
+                return False
+            self._probe_countdown = _SYNC_WINDOW
+        self._write_plan(self._plan(batch), True, timed=self.adaptive_writes)
+        return True
 
     def _check_writable(self) -> Rdict:
         if self._failure is not None:
@@ -611,10 +658,15 @@ class RocksDBStore:
             self._membership if batch.membership is None else batch.membership,
         )
 
-    def _write_plan(self, plan: _Plan, sync: bool) -> None:
+    def _write_plan(self, plan: _Plan, sync: bool, *, timed: bool = False) -> None:
         db = self._check_writable()
         try:
-            db.write(plan.batch, self._sync if sync else self._nosync)
+            if timed:
+                started = time.perf_counter()
+                db.write(plan.batch, self._sync)
+                self._timed_sync(time.perf_counter() - started)
+            else:
+                db.write(plan.batch, self._sync if sync else self._nosync)
         except Exception as exc:
             raise self._fail(exc) from exc
         self._unsynced = not sync
@@ -623,6 +675,25 @@ class RocksDBStore:
         self._applied_index = plan.applied_index
         self._hard_state = plan.hard_state
         self._membership = plan.membership
+
+    def _probe_due(self) -> bool:
+        """Threaded and adaptive: whether this synced write runs inline, timed."""
+        if not self.adaptive_writes:
+            return False
+        self._probe_countdown -= 1
+        if self._probe_countdown > 0:
+            return False
+        self._probe_countdown = _SYNC_WINDOW
+        return True
+
+    def _timed_sync(self, seconds: float) -> None:
+        """Re-decide ``threaded_writes`` from the median of the last timed synced writes."""
+        times = self._sync_times
+        times.append(seconds)
+        if len(times) >= (_THREADED_PROBES if self.threaded_writes else _SYNC_WINDOW):
+            times.sort()
+            self.threaded_writes = times[len(times) // 2] > THREAD_ABOVE_FSYNC
+            times.clear()
 
     def _sync_wal(self) -> None:
         db = self._check_writable()
