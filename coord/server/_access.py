@@ -43,10 +43,10 @@ _NOTIFICATION_XID: Final = -1
 
 def _camel(name: str) -> str:
     head, *rest = name.lower().split("_")
-    return head + "".join(part.capitalize() for part in rest)
+    return head + "".join(part.capitalize() for part in rest).replace("Acl", "ACL")
 
 
-#: Op names as ZooKeeper spells them (``getData``, ``create2``, ``whoAmI``).
+#: Op names as ZooKeeper spells them (``getData``, ``create2``, ``getACL``, ``whoAmI``).
 _OP_NAMES: Final[dict[int, str]] = {int(op): _camel(op.name) for op in OpCode}
 #: Requests whose first field is the path (read without decoding the whole record).
 _PATH_FIRST: Final[frozenset[int]] = frozenset(

@@ -35,7 +35,9 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import coord
-from coord.protocol import ErrorCode, OpCode
+from coord.protocol import ErrorCode
+
+from ._access import op_name
 
 if TYPE_CHECKING:
     from ._server import Server
@@ -59,16 +61,6 @@ _BATCH_TOP = 14
 #: DATA_SIZE_MAX_AGE seconds.
 _LARGE_TREE = 100_000
 DATA_SIZE_MAX_AGE = 30.0
-
-
-def op_name(op: int) -> str:
-    """ZooKeeper's name of an opcode (``setData``, ``getChildren2``), or its number."""
-    try:
-        name = OpCode(op).name
-    except ValueError:
-        return str(op)
-    head, *rest = name.lower().split("_")
-    return head + "".join(part.capitalize() for part in rest).replace("Acl", "ACL")
 
 
 def _error_name(err: int) -> str:

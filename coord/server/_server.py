@@ -150,18 +150,7 @@ _WRITES = frozenset(
     }
 )
 #: The writes taken by _handle's fast path (no multi: its decoding errors are answered).
-_HOT_WRITES = frozenset(
-    {
-        OpCode.CREATE,
-        OpCode.CREATE2,
-        OpCode.CREATE_CONTAINER,
-        OpCode.CREATE_TTL,
-        OpCode.DELETE,
-        OpCode.SET_DATA,
-        OpCode.SET_ACL,
-        OpCode.CHECK,
-    }
-)
+_HOT_WRITES = _WRITES - {OpCode.MULTI, OpCode.CLOSE_SESSION}
 _DELETE_CONTAINER = int(OpCode.DELETE_CONTAINER)
 _MULTI = int(OpCode.MULTI)
 _MULTI_READ = int(OpCode.MULTI_READ)
@@ -656,7 +645,7 @@ class Connection:
             if self.read_only:
                 self._enqueue_error(xid, op, ErrorCode.NOT_READ_ONLY)
                 return
-            slot = _Slot(xid, op, request, logged=True)
+            slot = _Slot(xid, op, request, self.turn, logged=True)
             self.pending.append(slot)
             server.replicator.reconfig(self, slot, request)
         elif op in _LOCAL:
@@ -666,8 +655,10 @@ class Connection:
                 self.pending.append(_Slot(xid, op, request, self.turn))
 
     def _enqueue_error(self, xid: int, op: int, err: int) -> None:
+        server = self.server
+        server.metrics.request(op, self.turn, err)
         slot = _Slot(xid, op, None)
-        slot.reply = _pack_frame_reply(16, xid, self.server.state.last_zxid, err)
+        slot.reply = _pack_frame_reply(16, xid, server.state.last_zxid, err)
         slot.done = True
         self._enqueue(slot)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
+import pytest
 from admin_support import get, metric_names, parse_metrics, value
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
@@ -75,6 +76,25 @@ def test_errors_are_counted_by_operation_and_result(
         zk.get("/absent")
     samples = scrape(server)
     assert value(samples, "coord_requests_total", op="getData", result="noNode") == 1
+
+
+def test_requests_refused_before_the_log_are_counted(
+    server: CoordServerThread, zk: KazooClient
+) -> None:
+    """A request answered with an error without reaching apply (deleteContainer is the
+    server's own opcode: clients get BadArguments) is counted like any other."""
+    from kazoo.exceptions import BadArgumentsError
+    from kazoo.protocol.serialization import Delete
+
+    class DeleteContainer(Delete):
+        type = 20
+
+    answer = zk.handler.async_result()
+    zk._call(DeleteContainer("/x", -1), answer)
+    with pytest.raises(BadArgumentsError):
+        answer.get(timeout=5)
+    samples = scrape(server)
+    assert value(samples, "coord_requests_total", op="deleteContainer", result="badArguments") == 1
 
 
 def test_gauges_follow_the_tree(server: CoordServerThread, zk: KazooClient) -> None:
