@@ -411,7 +411,9 @@ async def test_barriers_complete_across_cuts_and_expiry_is_reported(target: Any,
                         await DoubleBarrier(doomed, f"{root}/never", 2, identifier="x").enter()
 
                 tg.start_soon(enter_and_fail)
-                await anyio.wait_all_tasks_blocked()
+                # expire only once the member node is in (it waits for the second party)
+                while await direct.exists(f"{root}/never/x") is None:
+                    await anyio.sleep(0.01)
                 await expire_session(doomed)
             assert await direct.children(f"{root}/never") == []
 
