@@ -412,8 +412,9 @@ async def test_barriers_complete_across_cuts_and_expiry_is_reported(target: Any,
 
                 tg.start_soon(enter_and_fail)
                 # expire only once the member node is in (it waits for the second party)
-                while await direct.exists(f"{root}/never/x") is None:
-                    await anyio.sleep(0.01)
+                stat, appeared = await direct.exists(f"{root}/never/x", watch=True)
+                if stat is None:
+                    await appeared.wait()
                 await expire_session(doomed)
             assert await direct.children(f"{root}/never") == []
 
