@@ -537,6 +537,8 @@ class Connection:
                 for frame in batch:
                     handle(frame)
             self.flush()
+            if server._busy_poll_ns:
+                server.poll_for_more()
             if len(self.out) > _OUT_LIMIT:
                 raise ProtocolError("client is not reading its replies; output limit reached")
             if self.closing:
@@ -958,6 +960,10 @@ class Server:
         self.failed: BaseException | None = None
         self._proposals: list[_Proposal] = []
         self._commit_wakeup = anyio.Event()
+        #: Busy polling (``busy_poll_us``): the poller spins the event loop until then (ns).
+        self._busy_poll_ns = config.busy_poll_us * 1000
+        self._poll_until = 0
+        self._poller_parked: anyio.Event | None = None
         #: While the commit loop applies a batch: the connections to flush after it.
         self.deferred_flush: list[Connection] | None = None
         #: The store's optional synchronous synced write (see ``_write``).
@@ -1134,6 +1140,34 @@ class Server:
         self._propose(session_id, OpCode.CLOSE_SESSION, CloseSessionRequest(), (), None, None)
         self.auditor.session_expired(session_id)
 
+    # --- busy polling --------------------------------------------------------------------
+
+    def poll_for_more(self) -> None:
+        """Replies went out: keep the event loop polling for ``busy_poll_us`` more."""
+        self._poll_until = _clock() + self._busy_poll_ns
+        parked = self._poller_parked
+        if parked is not None:
+            self._poller_parked = None
+            parked.set()
+
+    async def _poll_loop(self) -> None:
+        """Spin the event loop for a while after each burst of replies.
+
+        A client with one request in flight sends its next request a few tens of
+        microseconds after our reply. If the loop went to sleep in ``epoll_wait`` meanwhile,
+        the CPU idles, and waking an idle CPU is slow -- a VM exit and re-entry on virtual
+        machines that halt idle vCPUs at once (measured here: ≈ 20 µs of a 0.3 ms durable
+        write). While this task yields, the loop polls without blocking, so the request is
+        read as soon as it lands. Under load the loop is never idle and this task takes
+        one short step per loop iteration; when requests stop, it parks.
+        """
+        checkpoint = anyio.lowlevel.checkpoint
+        while True:
+            if _clock() >= self._poll_until:
+                self._poller_parked = parked = anyio.Event()
+                await parked.wait()
+            await checkpoint()
+
     # --- the write path ------------------------------------------------------------------
 
     def propose(
@@ -1245,6 +1279,8 @@ class Server:
             for connection in flush:
                 connection._flush_queued = False
                 connection.flush()
+            if self._busy_poll_ns:
+                self.poll_for_more()
             first = batch[0].entry
             assert first is not None
             self.latency.add(now_ms() - first.time)
@@ -1563,6 +1599,8 @@ class Server:
                     tg.start_soon(self._commit_loop)
                 tg.start_soon(self._expire_loop)
                 tg.start_soon(self._reap_loop)
+                if self._busy_poll_ns:
+                    tg.start_soon(self._poll_loop)
                 if self.config.admin_port is not None:
                     from ._admin import serve_admin
 

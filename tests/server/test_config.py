@@ -79,6 +79,8 @@ def test_ServerConfig_star_enables_every_four_letter_word() -> None:
         ({"max_frame": 0}, "max_frame must be a positive"),
         ({"max_client_connections": -1}, "max_client_connections must be 0"),
         ({"handshake_timeout": 0}, "handshake_timeout must be positive"),
+        ({"busy_poll_us": -1}, "busy_poll_us must be between 0 (off) and 100000"),
+        ({"busy_poll_us": 100_001}, "busy_poll_us must be between 0 (off) and 100000"),
         ({"four_letter_words": ("ruok", "stst")}, "'stst': did you mean 'stat'?"),
         ({"container_check_interval": 0}, "container_check_interval must be a positive"),
         ({"super_digest": "super:not-base64"}, "super_digest must have the form"),

@@ -42,6 +42,19 @@ dropped, everything acknowledged is kept. The metadata in memory (first, last an
 index, hard state) changes only after the write returned. ``max_total_wal_size`` bounds
 the WAL, so a restart replays at most a few tens of megabytes.
 
+**WAL recycling and priming.** A synced write appended to the end of a file also makes
+the file longer, so its fdatasync writes the inode (the size) besides the data; into
+blocks the file already has, it is a data flush only -- ZooKeeper pads its log files to
+64 MiB for the same reason. RocksDB reuses retired WAL files (``recycle_log_file_num``),
+but a store just opened always starts on a new, empty WAL (its recycling list lives in
+memory), and stays on it until the first WAL switch, tens of megabytes later. So the
+server's store (``open(..., prime_wal=True)``) primes: it writes
+:data:`WAL_PRIME_BYTES` of filler to one key of the (otherwise unused) default column
+family, deletes it, and switches WALs twice by flushing, so that writes start on a
+recycled file of that size. Measured here: a small synced write p50 0.147 -> 0.100 ms;
+the priming costs ~40 ms at open. It is skipped on a disk with less than
+:data:`_PRIME_FREE_FACTOR` times that much free space (a full disk must not stop a start).
+
 **Locking.** :meth:`RocksDBStore.open` takes an exclusive ``flock`` on
 ``DATA_DIR/LOCK.coord`` and writes its pid there. ``flock`` locks belong to the open file,
 so a second open of the same directory fails even within one process, with
@@ -76,7 +89,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import logging
 import os
+import shutil
 import struct
 import time
 import zlib
@@ -114,11 +129,14 @@ if TYPE_CHECKING:
     from coord.server._config import ServerConfig
     from coord.server._storage import StorageBackend
 
+log = logging.getLogger("coord.server")
+
 __all__ = [
     "DB_DIR",
     "FORMAT_VERSION",
     "LOCK_FILE",
     "THREAD_ABOVE_FSYNC",
+    "WAL_PRIME_BYTES",
     "RocksDBBackend",
     "RocksDBStore",
     "coord_storage_backends",
@@ -137,6 +155,13 @@ _NODES = "nodes"
 _SESSIONS = "sessions"
 _META = "meta"
 _FAMILIES = (_LOG, _NODES, _SESSIONS, _META)
+#: RocksDB's own column family; coord keeps nothing there but the WAL priming's filler.
+_DEFAULT = "default"
+_PRIME_KEY = b"wal-prime"
+#: Filler written at open so that synced writes start on a recycled WAL file this large.
+WAL_PRIME_BYTES = 8 << 20
+#: Priming needs this many times :data:`WAL_PRIME_BYTES` free on the disk.
+_PRIME_FREE_FACTOR = 16
 
 _K_FORMAT = b"format"
 _K_FIRST = b"first_index"
@@ -364,7 +389,13 @@ class RocksDBStore:
     # --- opening --------------------------------------------------------------------
 
     @classmethod
-    def open(cls, data_dir: Path | str, *, threaded_writes: bool | None = None) -> RocksDBStore:
+    def open(
+        cls,
+        data_dir: Path | str,
+        *,
+        threaded_writes: bool | None = None,
+        prime_wal: bool = False,
+    ) -> RocksDBStore:
         """Open (creating if needed) the store in ``data_dir`` and lock the directory.
 
         Args:
@@ -372,6 +403,8 @@ class RocksDBStore:
             threaded_writes: run synced writes in a worker thread; None decides by the
                 disk's fsync time, measured here and then on every 32 synced writes
                 (see module docs).
+            prime_wal: start writing on a recycled WAL file (see *WAL recycling and
+                priming* in the module docs): cheaper synced writes, ~40 ms more to open.
 
         Raises:
             StoreLockedError: another server (or another store in this process) holds it.
@@ -410,10 +443,40 @@ class RocksDBStore:
         )
         try:
             store._load()
+            if prime_wal:
+                store._prime_wal()
         except BaseException:
             store._release()
             raise
         return store
+
+    def _prime_wal(self) -> None:
+        """Move writing onto a recycled WAL file of :data:`WAL_PRIME_BYTES` (module docs)."""
+        db = self._check_writable()
+        try:
+            free = shutil.disk_usage(self._dir).free
+        except OSError:
+            return
+        if free < _PRIME_FREE_FACTOR * WAL_PRIME_BYTES:
+            log.debug("not priming the WAL: %d bytes free in %s", free, self._dir)
+            return
+        filler = bytes(1 << 20)
+        try:
+            for _ in range(WAL_PRIME_BYTES >> 20):
+                batch = WriteBatch(raw_mode=True)
+                batch.put(_PRIME_KEY, filler)
+                db.write(batch, self._nosync)
+            for step in range(2):
+                # Each flush switches to a new WAL; the first one retires the filled file,
+                # which the second switch takes up again. A WAL is retired only when
+                # every family holding its writes is flushed: flush them all, once.
+                batch = WriteBatch(raw_mode=True)
+                batch.delete(_PRIME_KEY)
+                db.write(batch, self._sync)
+                for name in (_DEFAULT, *(_FAMILIES if step == 0 else ())):
+                    db.get_column_family(name).flush(True)
+        except Exception as exc:
+            raise self._fail(exc) from exc
 
     def _load(self) -> None:
         meta = self._cf[_META]
@@ -1089,7 +1152,7 @@ class RocksDBBackend:
             StoreCorruptedError: the store's metadata is damaged.
             StoreError: the store cannot be opened (the message says why).
         """
-        return RocksDBStore.open(Path(config.data_dir))
+        return RocksDBStore.open(Path(config.data_dir), prime_wal=True)
 
 
 @hookimpl
