@@ -203,6 +203,11 @@ _OUT_LIMIT = 64 * 1024 * 1024
 #: How long the commit loop, idle, waits for a write to carry the applied state before it
 #: persists that state on its own (seconds); see ``Server._commit_loop``.
 IDLE_PERSIST_DELAY = 0.01
+#: Busy polling (Server._poll_loop): a loop turn longer than this had other work (ns) ...
+_BUSY_TURN_NS = 50_000
+#: ... and after this many such turns in a row the poller sleeps for a while (s).
+_BUSY_TURNS = 8
+_BUSY_BACKOFF = 0.001
 #: How long the first SIGINT/SIGTERM waits for accepted requests to be answered.
 DRAIN_SECONDS = 10.0
 _READ = int(Perm.READ)
@@ -1162,11 +1167,27 @@ class Server:
         one short step per loop iteration; when requests stop, it parks.
         """
         checkpoint = anyio.lowlevel.checkpoint
+        busy_steps = 0
+        last = _clock()
         while True:
-            if _clock() >= self._poll_until:
+            now = _clock()
+            if now >= self._poll_until:
                 self._poller_parked = parked = anyio.Event()
                 await parked.wait()
-            await checkpoint()
+                busy_steps = 0
+            elif now - last > _BUSY_TURN_NS:
+                # The loop had other work since the last step: under load it always has,
+                # and polling would only add a step to every turn. Back off while it lasts.
+                busy_steps += 1
+                if busy_steps >= _BUSY_TURNS:
+                    await anyio.sleep(_BUSY_BACKOFF)
+                    busy_steps = 0
+                else:
+                    await checkpoint()
+            else:
+                busy_steps = 0
+                await checkpoint()
+            last = _clock()
 
     # --- the write path ------------------------------------------------------------------
 
