@@ -8,9 +8,10 @@ import signal
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -53,6 +54,16 @@ def raw_db(data_dir: Path) -> Iterator[Rdict]:
         yield db
     finally:
         db.close()
+
+
+@asynccontextmanager
+async def opened(data_dir: Path, **options: Any) -> AsyncIterator[RocksDBStore]:
+    """The store in ``data_dir``, open for the block."""
+    store = RocksDBStore.open(data_dir, **options)
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 def raw_get(data_dir: Path, family: str, key: bytes) -> bytes:
@@ -335,11 +346,8 @@ async def test_RocksDBStore_write_cancelled_in_the_thread_keeps_memory_and_disk_
         await store.write(StoreBatch(entries=[(2, b"y")]))
     finally:
         await store.close()
-    store = RocksDBStore.open(tmp_path)
-    try:
-        assert store.read_entries(1, 3) == [b"x", b"y"]
-    finally:
-        await store.close()
+    async with opened(tmp_path) as reopened:
+        assert reopened.read_entries(1, 3) == [b"x", b"y"]
 
 
 @pytest.mark.anyio
@@ -500,20 +508,14 @@ async def test_RocksDBStore_primed_wal_writes_into_a_recycled_file_and_recovers_
     size = (tmp_path / DB_DIR / written).stat().st_size
     # 200 small batches are ~100 KB: a file this long was recycled, not grown by them.
     assert size >= rocksdb_store.WAL_PRIME_BYTES, (written, size)
-    store = RocksDBStore.open(tmp_path, prime_wal=True)
-    try:
+    async with opened(tmp_path, prime_wal=True) as store:
         assert (store.last_index, store.applied_index) == (200, 200)
         assert store.read_entries(199, 201) == [b"e199", b"e200"]
         assert list(store.iter_nodes()) == [("/n", b"200")]
         await store.write(StoreBatch(entries=[(201, b"e201")]))
         assert _current_wal(tmp_path)[1] >= rocksdb_store.WAL_PRIME_BYTES
-    finally:
-        await store.close()
-    store = RocksDBStore.open(tmp_path)
-    try:
+    async with opened(tmp_path) as store:
         assert store.read_entries(200, 202) == [b"e200", b"e201"]
-    finally:
-        await store.close()
 
 
 @pytest.mark.anyio
@@ -525,9 +527,6 @@ async def test_RocksDBStore_does_not_prime_without_room_or_unless_asked(
     for data_dir, prime in ((tmp_path / "unasked", False), (tmp_path / "no-room", True)):
         if prime:
             monkeypatch.setattr(rocksdb_store, "_PRIME_FREE_FACTOR", 1 << 40)
-        store = RocksDBStore.open(data_dir, prime_wal=prime)
-        try:
+        async with opened(data_dir, prime_wal=prime) as store:
             await store.write(StoreBatch(entries=[(1, b"e1")]))
             assert _current_wal(data_dir)[1] < 1 << 20
-        finally:
-            await store.close()

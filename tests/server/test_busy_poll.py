@@ -47,8 +47,8 @@ async def test_the_server_polls_for_busy_poll_us_after_a_reply_then_parks() -> N
         parked = await _cpu_during(0.2)
         await client.set("/polled", b"again")  # a write (the commit loop) polls too
         spinning_again = await _cpu_during(0.04)
-    assert spinning > 0.4 * 0.04, f"no polling after a read reply: {spinning:.4f} s CPU"
-    assert spinning_again > 0.4 * 0.04, f"no polling after a write: {spinning_again:.4f} s"
+    assert spinning > 0.25 * 0.04, f"no polling after a read reply: {spinning:.4f} s CPU"
+    assert spinning_again > 0.25 * 0.04, f"no polling after a write: {spinning_again:.4f} s"
     assert parked < 0.1 * 0.2, f"still polling when idle: {parked:.4f} s CPU in 0.2 s"
 
 
