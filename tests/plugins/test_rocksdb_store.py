@@ -530,3 +530,31 @@ async def test_RocksDBStore_does_not_prime_without_room_or_unless_asked(
         async with opened(data_dir, prime_wal=prime) as store:
             await store.write(StoreBatch(entries=[(1, b"e1")]))
             assert _current_wal(data_dir)[1] < 1 << 20
+
+
+@pytest.mark.anyio
+async def test_RocksDBStore_copy_of_a_primed_store_carries_the_data_not_the_wal_slack(
+    tmp_path: Path,
+) -> None:
+    """A checkpoint copies the live WAL file whole, and a recycled one is megabytes of old
+    records and filler: copy_to replays it into the copy's tables and drops it, so a
+    snapshot of a small tree stays small and holds every write (the last ones only in
+    the WAL when the copy was made)."""
+    async with opened(tmp_path / "primed", prime_wal=True) as store:
+        for i in range(1, 101):
+            await store.write(StoreBatch(entries=[(i, b"e%d" % i)], nodes={f"/n{i}": b"%d" % i}))
+    # Reopened, with nothing written since the priming (no memtable to flush, so the
+    # checkpoint keeps the live WAL: the recycled file) and then with a write.
+    async with opened(tmp_path / "primed", prime_wal=True) as store:
+        await store.copy_to(tmp_path / "copy")
+        await store.write(StoreBatch(entries=[(101, b"e101")], nodes={"/n101": b"101"}))
+        await store.copy_to(tmp_path / "copy2")
+    for copy_dir, last in ((tmp_path / "copy", 100), (tmp_path / "copy2", 101)):
+        files = list((copy_dir / DB_DIR).iterdir())
+        assert sum(f.stat().st_size for f in files) < 1 << 20, sorted(
+            (f.name, f.stat().st_size) for f in files
+        )
+        async with opened(copy_dir) as copy:
+            assert copy.last_index == last
+            assert copy.read_entries(last - 1, last + 1) == [b"e%d" % (last - 1), b"e%d" % last]
+            assert dict(copy.iter_nodes())[f"/n{last}"] == b"%d" % last
