@@ -13,7 +13,6 @@ place; they do not wait for the ensemble to recover (use :meth:`wait_for_leader`
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -28,8 +27,10 @@ from coord.tools._ensemble import (
     EnsembleMember,
     _alive,
     _free_port,
+    member_spec,
     srvr,
     start_member,
+    write_member_config,
     write_member_configs,
 )
 
@@ -257,31 +258,15 @@ class CoordEnsemble:
             data_dir=str((base / "data").resolve()),
             log=str((base / "server.log").resolve()),
         )
-        specs = [self.member_spec(m.id) for m in self.members.values()]
         self.members[ident] = member
-        specs.append(self.member_spec(ident))
-        host, _, port = member.client.rpartition(":")
-        lines = [
-            f"server_id = {ident}",
-            f"host = {json.dumps(host)}",
-            f"port = {port}",
-            f"data_dir = {json.dumps(member.data_dir)}",
-            f"peer_secret_file = {json.dumps(str((self.directory / 'secret').resolve()))}",
-            'four_letter_words = ["*"]',
-            "members = [",
-            *(f"    {json.dumps(spec)}," for spec in specs),
-            "]",
-            *(f"{key} = {json.dumps(value)}" for key, value in self._config.items()),
-        ]
-        Path(member.config).write_text("\n".join(lines) + "\n")
+        specs = [member_spec(m) for m in self.members.values()]
+        write_member_config(member, specs, self.directory / "secret", self._config)
         self.start_member(ident)
         return member
 
     def member_spec(self, ident: int) -> str:
         """Member ``ident`` in coord's member form (its real peer address, no proxy)."""
-        m = self.members[ident]
-        role = ":observer" if m.role == "observer" else ""
-        return f"{m.id}={m.peer}{role};{m.client}"
+        return member_spec(self.members[ident])
 
     def zk_spec(self, ident: int, *, role: str | None = None) -> str:
         """Member ``ident`` in ZooKeeper's server form, as ``/zookeeper/config`` shows it

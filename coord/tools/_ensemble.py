@@ -144,28 +144,43 @@ def write_member_configs(
         overrides = (peer_overrides or {}).get(member.id, {})
         specs = []
         for other in members:
-            peer = other.peer
+            peer = None
             if other.id in overrides:
                 h, p = overrides[other.id]
                 peer = f"{h}:{p}"
-            role = ":observer" if other.role == "observer" else ""
-            specs.append(f"{other.id}={peer}{role};{other.client}")
-        host_, _, port = member.client.rpartition(":")
-        lines = [
-            f"server_id = {member.id}",
-            f"host = {json.dumps(host_)}",
-            f"port = {port}",
-            f"data_dir = {json.dumps(member.data_dir)}",
-            f"peer_secret_file = {json.dumps(str(secret_file.resolve()))}",
-            'four_letter_words = ["*"]',
-            "members = [",
-            *(f"    {json.dumps(spec)}," for spec in specs),
-            "]",
-        ]
-        for key, value in (extra or {}).items():
-            lines.append(f"{key} = {json.dumps(value)}")
-        Path(member.config).write_text("\n".join(lines) + "\n")
+            specs.append(member_spec(other, peer))
+        write_member_config(member, specs, secret_file, extra)
     return members
+
+
+def member_spec(member: EnsembleMember, peer: str | None = None) -> str:
+    """``member`` as an entry of the ``members`` setting (``peer``: another address)."""
+    role = ":observer" if member.role == "observer" else ""
+    return f"{member.id}={peer or member.peer}{role};{member.client}"
+
+
+def write_member_config(
+    member: EnsembleMember,
+    specs: list[str],
+    secret_file: Path,
+    extra: dict[str, object] | None = None,
+) -> None:
+    """Write ``member.config``: its own addresses and data directory, the ensemble
+    (``specs``, as :func:`member_spec` gives them), the peer secret and ``extra`` keys."""
+    host, _, port = member.client.rpartition(":")
+    lines = [
+        f"server_id = {member.id}",
+        f"host = {json.dumps(host)}",
+        f"port = {port}",
+        f"data_dir = {json.dumps(member.data_dir)}",
+        f"peer_secret_file = {json.dumps(str(secret_file.resolve()))}",
+        'four_letter_words = ["*"]',
+        "members = [",
+        *(f"    {json.dumps(spec)}," for spec in specs),
+        "]",
+        *(f"{key} = {json.dumps(value)}" for key, value in (extra or {}).items()),
+    ]
+    Path(member.config).write_text("\n".join(lines) + "\n")
 
 
 def start_member(member: EnsembleMember, *, env: dict[str, str] | None = None) -> int:
